@@ -1,0 +1,72 @@
+/**
+ * The smallest surface the library needs from a database: run one parameterised statement.
+ * A `pg` Client or PoolClient and a PGlite instance fit as they are.
+ */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+/** A `pg` Pool, or anything that lends out clients the same way. */
+export interface PoolLike extends Queryable {
+  connect(): Promise<Queryable & { release(error?: Error | boolean): void }>;
+  readonly totalCount: number;
+}
+
+/** A PGlite instance, or anything that runs a callback inside a transaction it manages. */
+export interface TransactionRunner extends Queryable {
+  transaction<T>(callback: (tx: Queryable) => Promise<T>): Promise<T>;
+}
+
+/**
+ * What the library accepts as a database: a `pg` Pool, Client or PoolClient, or a PGlite
+ * instance, passed as is. The library never closes a database it was given.
+ */
+export type Database = Queryable | PoolLike | TransactionRunner;
+
+function isTransactionRunner(database: Database): database is TransactionRunner {
+  return typeof (database as Partial<TransactionRunner>).transaction === 'function';
+}
+
+function isPool(database: Database): database is PoolLike {
+  // A pg Client also has connect(), which would reconnect it: only pools count their clients.
+  const candidate = database as Partial<PoolLike>;
+  return typeof candidate.connect === 'function' && typeof candidate.totalCount === 'number';
+}
+
+/**
+ * Runs `work` inside one transaction and commits it, or rolls back and re-throws on any error.
+ * A pool lends one client for the duration; a client is used directly; PGlite uses its own
+ * transaction method, which also keeps concurrent callers of one instance apart.
+ */
+export async function withTransaction<T>(database: Database, work: (tx: Queryable) => Promise<T>): Promise<T> {
+  if (isTransactionRunner(database)) return database.transaction(work);
+  if (!isPool(database)) return runOnClient(database, work);
+  const client = await database.connect();
+  let broken: Error | undefined;
+  try {
+    return await runOnClient(client, work, (error) => {
+      broken = error;
+    });
+  } finally {
+    // A client that could not even roll back is in an unknown state: the pool must discard it.
+    client.release(broken);
+  }
+}
+
+async function runOnClient<T>(
+  client: Queryable,
+  work: (tx: Queryable) => Promise<T>,
+  onBroken?: (error: Error) => void,
+): Promise<T> {
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+      onBroken?.(rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError)));
+    });
+    throw error;
+  }
+}

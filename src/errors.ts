@@ -1,0 +1,152 @@
+/**
+ * Error codes carried by every {@link OrcaReconcileError}. A caller can branch on `error.code`
+ * (or on `instanceof`) without parsing messages.
+ */
+export type OrcaReconcileErrorCode =
+  | 'INVALID_INPUT'
+  | 'CONFIGURATION'
+  | 'JOB_NOT_FOUND'
+  | 'DATABASE'
+  | 'QUEUE';
+
+/**
+ * Base class of every error this library throws on purpose.
+ *
+ * @example
+ * ```ts
+ * import { OrcaReconcileError } from 'orca-reconcile';
+ *
+ * try {
+ *   await handler(event, context);
+ * } catch (error) {
+ *   if (error instanceof OrcaReconcileError) console.error(error.code, error.message);
+ *   throw error;
+ * }
+ * ```
+ */
+export class OrcaReconcileError extends Error {
+  /** Stable, machine-readable kind of failure. */
+  readonly code: OrcaReconcileErrorCode;
+
+  constructor(code: OrcaReconcileErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * An argument or event field is missing or has the wrong type or value. Thrown before any
+ * database or queue call, so nothing has been written.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await task({ jobId: -1, orcaArchiveLocation: 'b', queueUrl: 'q', messageReceiptHandle: 'h' }, deps);
+ * } catch (error) {
+ *   if (error instanceof InvalidInputError) console.error(`bad ${error.field}`);
+ * }
+ * ```
+ */
+export class InvalidInputError extends OrcaReconcileError {
+  /** Path of the offending field, for example `event.jobId` or `schema`. */
+  readonly field: string;
+
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
+    super('INVALID_INPUT', message, options);
+    this.field = field;
+  }
+}
+
+/**
+ * The runtime configuration is incomplete or unusable: a missing environment variable, or a
+ * database secret without the expected keys. Never includes secret values in its message.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof ConfigurationError) console.error(`set ${error.variable}`);
+ * ```
+ */
+export class ConfigurationError extends OrcaReconcileError {
+  /** The environment variable or secret key that is missing or invalid. */
+  readonly variable: string;
+
+  constructor(variable: string, message: string, options?: { cause?: unknown }) {
+    super('CONFIGURATION', message, options);
+    this.variable = variable;
+  }
+}
+
+/**
+ * No `reconcile_job` row has the given id.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof JobNotFoundError) console.error(`job ${error.jobId} does not exist`);
+ * ```
+ */
+export class JobNotFoundError extends OrcaReconcileError {
+  readonly jobId: number;
+
+  constructor(jobId: number) {
+    super('JOB_NOT_FOUND', `reconcile_job ${jobId} does not exist`);
+    this.jobId = jobId;
+  }
+}
+
+/**
+ * A database statement failed. `cause` is the driver's error; `sqlState` its SQLSTATE code when
+ * the driver reported one.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof DatabaseError && error.sqlState === '57014') console.error('statement timed out');
+ * ```
+ */
+export class DatabaseError extends OrcaReconcileError {
+  /** Which operation failed, for example `generate reports` or `update job status`. */
+  readonly operation: string;
+  /** Five-character SQLSTATE of the underlying error, when there is one. */
+  readonly sqlState: string | undefined;
+
+  constructor(operation: string, cause: unknown) {
+    super('DATABASE', `${operation} failed: ${messageOf(cause)}`, { cause });
+    this.operation = operation;
+    this.sqlState = sqlStateOf(cause);
+  }
+}
+
+/**
+ * Deleting the job's message from SQS failed after all retries.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof QueueError) console.error(`could not delete from ${error.queueUrl}`);
+ * ```
+ */
+export class QueueError extends OrcaReconcileError {
+  readonly queueUrl: string;
+
+  constructor(queueUrl: string, cause: unknown) {
+    super('QUEUE', `deleting the message from ${queueUrl} failed: ${messageOf(cause)}`, { cause });
+    this.queueUrl = queueUrl;
+  }
+}
+
+/** The message of anything thrown, never empty. */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) {
+    if (error.message) return error.message;
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' && code ? `${error.name} (${code})` : error.name || 'Error';
+  }
+  const text = String(error);
+  return text === '' ? 'unknown error' : text;
+}
+
+/** SQLSTATE of a driver error (pg and PGlite both expose it as `code`). */
+export function sqlStateOf(error: unknown): string | undefined {
+  if (error instanceof OrcaReconcileError) return undefined;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}

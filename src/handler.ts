@@ -1,0 +1,217 @@
+import { SQSClient } from '@aws-sdk/client-sqs';
+import pg from 'pg';
+import { ConfigurationError, messageOf } from './errors.js';
+import type { Database } from './database.js';
+import type { SqsSender } from './queue.js';
+import type { RetryOptions } from './retry.js';
+import type { ReconcileOutput } from './schemas.js';
+import { task } from './task.js';
+import { type Logger, silentLogger } from './types.js';
+import { isPlainObject, parseReconcileEvent } from './validation.js';
+
+/**
+ * Connection details of the ORCA database user, as ORCA stores them in its Secrets Manager
+ * secret (the `admin_*` keys of that secret are not used).
+ */
+export interface DbConnectInfo {
+  host: string;
+  port: number | string;
+  user_database: string;
+  user_username: string;
+  user_password: string;
+}
+
+/** The part of a Lambda context the handler uses. */
+export interface LambdaContextLike {
+  getRemainingTimeInMillis?: () => number;
+  awsRequestId?: string;
+}
+
+/** Options of {@link createHandler}. Everything has a default read from the environment. */
+export interface HandlerOptions {
+  /**
+   * The database, or a function that returns it (called once, on first use, and cached). The
+   * handler does not close a database it did not build. Default: a small `pg` pool built from
+   * {@link HandlerOptions.getDbConnectInfo}.
+   */
+  database?: Database | (() => Database | Promise<Database>);
+  /** Reads the connection details once per container. Default: the Secrets Manager secret named by `DB_CONNECT_INFO_SECRET_ARN`. */
+  getDbConnectInfo?: () => Promise<DbConnectInfo>;
+  /** Extra settings for the pool the handler builds (ssl, timeouts, ...). */
+  poolConfig?: Omit<pg.PoolConfig, 'host' | 'port' | 'database' | 'user' | 'password' | 'connectionString'>;
+  /** SQS client used to delete the job message. Default: an `SQSClient` for `AWS_REGION`. */
+  sqs?: SqsSender;
+  /** URL of the job queue. Default: `INTERNAL_REPORT_QUEUE_URL`. */
+  queueUrl?: string;
+  logger?: Logger;
+  /** PostgreSQL schema of the ORCA tables. Default `orca`. */
+  schema?: string;
+  /** Backoff of the retried steps. */
+  retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation'>;
+  /** Where configuration variables are read. Default `process.env`. */
+  env?: Record<string, string | undefined>;
+}
+
+/** A Lambda handler that also releases, on `close()`, the clients it built itself. */
+export interface ReconcileHandler {
+  (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput>;
+  /** Ends the pool and destroys the SQS client the handler built; injected ones are left alone. */
+  close(): Promise<void>;
+}
+
+function requireVariable(env: Record<string, string | undefined>, name: string): string {
+  const value = env[name];
+  if (value === undefined || value.trim() === '') {
+    throw new ConfigurationError(name, `environment variable ${name} must be set`);
+  }
+  return value;
+}
+
+/** Reads ORCA's database secret. Its values never appear in errors or logs. */
+async function readSecret(secretArn: string, region: string): Promise<DbConnectInfo> {
+  const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+  const client = new SecretsManagerClient({ region });
+  try {
+    const response = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(response.SecretString ?? '');
+    } catch {
+      throw new ConfigurationError('DB_CONNECT_INFO_SECRET_ARN', `secret ${secretArn} does not hold a JSON object`);
+    }
+    return parseConnectInfo(parsed, `secret ${secretArn}`);
+  } catch (error) {
+    if (error instanceof ConfigurationError) throw error;
+    throw new ConfigurationError('DB_CONNECT_INFO_SECRET_ARN', `reading secret ${secretArn} failed: ${messageOf(error)}`, {
+      cause: error,
+    });
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Checks the keys of a connection-info object; names a missing key, never prints a value. */
+export function parseConnectInfo(value: unknown, source = 'database connection info'): DbConnectInfo {
+  if (!isPlainObject(value)) {
+    throw new ConfigurationError('DB_CONNECT_INFO_SECRET_ARN', `${source} must be a JSON object`);
+  }
+  for (const key of ['host', 'user_database', 'user_username', 'user_password'] as const) {
+    if (typeof value[key] !== 'string' || value[key] === '') {
+      throw new ConfigurationError(key, `${source} must have a non-empty string "${key}"`);
+    }
+  }
+  const port = Number(value['port']);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigurationError('port', `${source} must have a "port" between 1 and 65535`);
+  }
+  return {
+    host: value['host'] as string,
+    port,
+    user_database: value['user_database'] as string,
+    user_username: value['user_username'] as string,
+    user_password: value['user_password'] as string,
+  };
+}
+
+/**
+ * Builds a Lambda handler for the Step Functions reconcile task. It validates the event, runs
+ * {@link task} and returns `{ jobId, phantoms, orphans, mismatches }`.
+ *
+ * Create it once, at module scope: the database pool (and the secret it is built from) and the
+ * SQS client are made on first use and reused by every later invocation in the container.
+ * Defaults come from `INTERNAL_REPORT_QUEUE_URL`, `DB_CONNECT_INFO_SECRET_ARN` and `AWS_REGION`;
+ * a missing one is a {@link ConfigurationError} naming it. A malformed event is an
+ * {@link InvalidInputError} naming the field, raised before any database or queue call.
+ *
+ * @example
+ * ```ts
+ * import { createHandler } from 'orca-reconcile';
+ *
+ * export const handler = createHandler({ logger: console });
+ * ```
+ */
+export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
+  const env = options.env ?? process.env;
+  const logger = options.logger ?? silentLogger;
+  let databasePromise: Promise<Database> | undefined;
+  let ownedPool: pg.Pool | undefined;
+  let ownedSqs: SQSClient | undefined;
+
+  const region = (): string => requireVariable(env, 'AWS_REGION');
+
+  async function buildPool(): Promise<Database> {
+    const info = options.getDbConnectInfo
+      ? parseConnectInfo(await options.getDbConnectInfo())
+      : await readSecret(requireVariable(env, 'DB_CONNECT_INFO_SECRET_ARN'), region());
+    const pool = new pg.Pool({
+      max: 2,
+      connectionTimeoutMillis: 10_000,
+      allowExitOnIdle: true,
+      ...options.poolConfig,
+      host: info.host,
+      port: Number(info.port),
+      database: info.user_database,
+      user: info.user_username,
+      password: info.user_password,
+    });
+    // An idle client losing its connection must not crash the container.
+    pool.on('error', (error) => logger.warn('idle database connection failed', { error: messageOf(error) }));
+    ownedPool = pool;
+    logger.debug('database pool created', { host: info.host, port: Number(info.port), database: info.user_database });
+    return pool;
+  }
+
+  function database(): Promise<Database> {
+    if (!databasePromise) {
+      const source = options.database;
+      if (source === undefined) {
+        // Fail fast on configuration before any network call.
+        if (!options.getDbConnectInfo) {
+          requireVariable(env, 'DB_CONNECT_INFO_SECRET_ARN');
+          region();
+        }
+        databasePromise = buildPool();
+      } else {
+        databasePromise = Promise.resolve(typeof source === 'function' ? source() : source);
+      }
+      // A failed build is not cached: the next invocation tries again.
+      databasePromise.catch(() => {
+        databasePromise = undefined;
+      });
+    }
+    return databasePromise;
+  }
+
+  function sqs(): SqsSender {
+    if (options.sqs) return options.sqs;
+    ownedSqs ??= new SQSClient({ region: region() });
+    return ownedSqs;
+  }
+
+  const handler = async (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput> => {
+    const input = parseReconcileEvent(event);
+    const queueUrl = options.queueUrl ?? requireVariable(env, 'INTERNAL_REPORT_QUEUE_URL');
+    const sqsClient = sqs();
+    const db = await database();
+    logger.debug('reconciliation started', {
+      jobId: input.jobId,
+      orcaArchiveLocation: input.orcaArchiveLocation,
+      requestId: context?.awsRequestId,
+    });
+    return task(
+      { ...input, queueUrl },
+      { database: db, sqs: sqsClient, logger, schema: options.schema, retry: options.retry },
+    );
+  };
+
+  return Object.assign(handler, {
+    async close(): Promise<void> {
+      const pool = ownedPool;
+      ownedPool = undefined;
+      databasePromise = undefined;
+      ownedSqs?.destroy();
+      ownedSqs = undefined;
+      await pool?.end();
+    },
+  });
+}

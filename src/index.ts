@@ -1,0 +1,27 @@
+export { generateReports, reportsSql } from './reports.js';
+export type { GenerateReportsOptions, ReportCounts, ReportTarget } from './reports.js';
+export { OrcaStatus, updateJob } from './job.js';
+export type { JobUpdate, UpdateJobOptions } from './job.js';
+export { backoffDelay, isTransientDatabaseError, retryError } from './retry.js';
+export type { RetryOptions } from './retry.js';
+export { removeJobFromQueue } from './queue.js';
+export type { QueueMessage, RemoveJobOptions, SqsSender } from './queue.js';
+export { task } from './task.js';
+export type { TaskDependencies, TaskInput, TaskOutput } from './task.js';
+export { createHandler } from './handler.js';
+export type { DbConnectInfo, HandlerOptions, LambdaContextLike, ReconcileHandler } from './handler.js';
+export { inputSchema, outputSchema } from './schemas.js';
+export type { ReconcileEvent, ReconcileOutput } from './schemas.js';
+export { parseReconcileEvent } from './validation.js';
+export type { ReconcileEventInput } from './validation.js';
+export {
+  ConfigurationError,
+  DatabaseError,
+  InvalidInputError,
+  JobNotFoundError,
+  OrcaReconcileError,
+  QueueError,
+} from './errors.js';
+export type { OrcaReconcileErrorCode } from './errors.js';
+export type { Database, PoolLike, Queryable, TransactionRunner } from './database.js';
+export type { Logger, SchemaOptions } from './types.js';

@@ -1,0 +1,123 @@
+import { DatabaseError, InvalidInputError, JobNotFoundError } from './errors.js';
+import { type Database, type Queryable } from './database.js';
+import { type RetryOptions, isTransientDatabaseError, retryError } from './retry.js';
+import type { Logger, SchemaOptions } from './types.js';
+import { quoteSchema, validateJobId } from './validation.js';
+
+/**
+ * Status ids of `reconcile_status`, as stored in `reconcile_job.status_id`.
+ *
+ * @example
+ * ```ts
+ * import { OrcaStatus, updateJob } from 'orca-reconcile';
+ *
+ * await updateJob(pool, { jobId: 42, status: OrcaStatus.GeneratingReports });
+ * ```
+ */
+export const OrcaStatus = {
+  GettingS3List: 1,
+  Staged: 2,
+  GeneratingReports: 3,
+  Error: 4,
+  Success: 5,
+} as const;
+
+/** One of the {@link OrcaStatus} values. */
+export type OrcaStatus = (typeof OrcaStatus)[keyof typeof OrcaStatus];
+
+const STATUS_VALUES = new Set<number>(Object.values(OrcaStatus));
+
+/** The status change {@link updateJob} makes. */
+export interface JobUpdate {
+  jobId: number;
+  status: OrcaStatus;
+  /** Required, and non-empty, for {@link OrcaStatus.Error}; forbidden for every other status. */
+  errorMessage?: string | null;
+}
+
+/** Options of {@link updateJob}. */
+export interface UpdateJobOptions extends SchemaOptions {
+  /** Backoff for transient database errors. Only transient errors are ever retried. */
+  retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation'>;
+  logger?: Pick<Logger, 'warn'>;
+}
+
+/**
+ * Sets status and timestamps in one statement. Terminal statuses (error, success) stamp
+ * end_time; every other status clears it. clock_timestamp() rather than now(), so a stamp made
+ * inside a long transaction is the time of the change, not of the transaction's start.
+ */
+export function updateJobSql(schema: string): string {
+  return `
+UPDATE ${schema}.reconcile_job
+SET status_id = $2,
+    last_update = clock_timestamp(),
+    end_time = CASE WHEN $2 IN (${OrcaStatus.Error}, ${OrcaStatus.Success}) THEN clock_timestamp() END,
+    error_message = $3
+WHERE id = $1`;
+}
+
+/** Checks a status change against the spec's rules and returns the message to store. */
+export function validateJobUpdate(update: JobUpdate): { jobId: number; status: OrcaStatus; errorMessage: string | null } {
+  const jobId = validateJobId(update?.jobId);
+  const status = update.status;
+  if (typeof status !== 'number' || !STATUS_VALUES.has(status)) {
+    throw new InvalidInputError('status', `status must be one of ${[...STATUS_VALUES].join(', ')}, got ${String(status)}`);
+  }
+  const errorMessage = update.errorMessage ?? null;
+  if (status === OrcaStatus.Error) {
+    if (typeof errorMessage !== 'string' || errorMessage.trim() === '') {
+      throw new InvalidInputError('errorMessage', 'errorMessage must be a non-empty string when status is Error (4)');
+    }
+  } else if (errorMessage !== null) {
+    throw new InvalidInputError('errorMessage', `errorMessage must be absent unless status is Error (4), got status ${status}`);
+  }
+  return { jobId, status, errorMessage };
+}
+
+/** Applies a validated status change with `client`; throws {@link JobNotFoundError} if no row matched. */
+export async function writeJobStatus(
+  client: Queryable,
+  quotedSchema: string,
+  update: { jobId: number; status: OrcaStatus; errorMessage: string | null },
+): Promise<void> {
+  const result = (await client.query(updateJobSql(quotedSchema), [update.jobId, update.status, update.errorMessage])) as {
+    rowCount?: number | null;
+    affectedRows?: number;
+  };
+  const changed = result.rowCount ?? result.affectedRows ?? 0;
+  if (changed === 0) throw new JobNotFoundError(update.jobId);
+}
+
+/**
+ * Moves a reconcile job to a new status, stamping `last_update` (and `end_time` for
+ * {@link OrcaStatus.Error} and {@link OrcaStatus.Success}). Error requires a non-empty
+ * `errorMessage`; every other status forbids one. Transient database errors are retried.
+ *
+ * @throws {@link InvalidInputError} for a bad id, status or message, before any query.
+ * @throws {@link JobNotFoundError} when no job has the id.
+ * @throws {@link DatabaseError} when the update fails.
+ *
+ * @example
+ * ```ts
+ * import { OrcaStatus, updateJob } from 'orca-reconcile';
+ *
+ * await updateJob(pool, { jobId: 42, status: OrcaStatus.Error, errorMessage: 'inventory manifest unreadable' });
+ * ```
+ */
+export async function updateJob(database: Database, update: JobUpdate, options: UpdateJobOptions = {}): Promise<void> {
+  const checked = validateJobUpdate(update);
+  const schema = quoteSchema(options.schema ?? 'orca');
+  const attempt = retryError({
+    ...options.retry,
+    shouldRetry: isTransientDatabaseError,
+    logger: options.logger,
+    operation: 'update job status',
+  })(() => writeJobStatus(database, schema, checked));
+  try {
+    await attempt();
+  } catch (error) {
+    if (error instanceof JobNotFoundError) throw error;
+    throw new DatabaseError('update job status', error);
+  }
+}

@@ -1,0 +1,154 @@
+import { DatabaseError } from './errors.js';
+import { type Database, type Queryable, withTransaction } from './database.js';
+import { type RetryOptions, isTransientDatabaseError, retryError } from './retry.js';
+import type { Logger, SchemaOptions } from './types.js';
+import { quoteSchema, validateArchiveLocation, validateJobId } from './validation.js';
+
+/** Which job's reports to write, and for which archive bucket. */
+export interface ReportTarget {
+  /** Id of the `reconcile_job` row the reports belong to. */
+  jobId: number;
+  /** Name of the ORCA archive bucket whose catalog and inventory are compared. */
+  orcaArchiveLocation: string;
+}
+
+/** Number of rows written to each report. */
+export interface ReportCounts {
+  phantoms: number;
+  orphans: number;
+  mismatches: number;
+}
+
+/** Options of {@link generateReports}. */
+export interface GenerateReportsOptions extends SchemaOptions {
+  /** Backoff for transient database errors. Only transient errors are ever retried. */
+  retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation'>;
+  logger?: Pick<Logger, 'warn'>;
+}
+
+/**
+ * One statement writes all three reports. The catalog files of the bucket and its inventory
+ * partition are each read once, by a single FULL JOIN on key_path that keeps only rows that
+ * differ; the three INSERTs feed from that small set, and granules are looked up only for the
+ * rows that end up in a report.
+ */
+export function reportsSql(schema: string): string {
+  return `
+WITH catalog AS (
+  SELECT f.granule_id, f.name, f.key_path, f.cumulus_archive_location, f.etag, f.size_in_bytes,
+         f.storage_class_id, sc.value AS storage_class
+  FROM ${schema}.files f
+  JOIN ${schema}.storage_class sc ON sc.id = f.storage_class_id
+  WHERE f.orca_archive_location = $2
+), inventory AS (
+  SELECT key_path, etag, last_update, size_in_bytes, storage_class
+  FROM ${schema}.reconcile_s3_object
+  WHERE orca_archive_location = $2
+), differences AS MATERIALIZED (
+  SELECT c.granule_id, c.name, c.key_path AS orca_key_path, c.cumulus_archive_location,
+         c.etag AS orca_etag, c.size_in_bytes AS orca_size, c.storage_class_id AS orca_storage_class_id,
+         c.storage_class AS orca_storage_class,
+         i.key_path AS s3_key_path, i.etag AS s3_etag, i.last_update AS s3_last_update,
+         i.size_in_bytes AS s3_size, i.storage_class AS s3_storage_class
+  FROM catalog c
+  FULL JOIN inventory i ON i.key_path = c.key_path
+  WHERE c.key_path IS NULL OR i.key_path IS NULL
+     OR c.etag <> i.etag OR c.size_in_bytes <> i.size_in_bytes OR c.storage_class <> i.storage_class
+), phantoms AS (
+  INSERT INTO ${schema}.reconcile_phantom_report
+    (job_id, collection_id, granule_id, filename, key_path, orca_etag, orca_last_update, orca_size,
+     orca_storage_class_id)
+  SELECT $1, g.collection_id, g.cumulus_granule_id, d.name, d.orca_key_path, d.orca_etag, g.last_update,
+         d.orca_size, d.orca_storage_class_id
+  FROM differences d
+  JOIN ${schema}.granules g ON g.id = d.granule_id
+  WHERE d.s3_key_path IS NULL
+  RETURNING 1
+), orphans AS (
+  INSERT INTO ${schema}.reconcile_orphan_report
+    (job_id, key_path, etag, last_update, size_in_bytes, storage_class)
+  SELECT $1, d.s3_key_path, d.s3_etag, d.s3_last_update, d.s3_size, d.s3_storage_class
+  FROM differences d
+  WHERE d.orca_key_path IS NULL
+  RETURNING 1
+), mismatches AS (
+  INSERT INTO ${schema}.reconcile_catalog_mismatch_report
+    (job_id, collection_id, granule_id, filename, key_path, cumulus_archive_location, orca_etag, s3_etag,
+     orca_last_update, s3_last_update, orca_size_in_bytes, s3_size_in_bytes, orca_storage_class_id,
+     s3_storage_class, discrepancy_type)
+  SELECT $1, g.collection_id, g.cumulus_granule_id, d.name, d.orca_key_path, d.cumulus_archive_location,
+         d.orca_etag, d.s3_etag, g.last_update, d.s3_last_update, d.orca_size, d.s3_size,
+         d.orca_storage_class_id, d.s3_storage_class,
+         concat_ws(', ',
+           CASE WHEN d.orca_etag <> d.s3_etag THEN 'etag' END,
+           CASE WHEN d.orca_size <> d.s3_size THEN 'size_in_bytes' END,
+           CASE WHEN d.orca_storage_class <> d.s3_storage_class THEN 'storage_class' END)
+  FROM differences d
+  JOIN ${schema}.granules g ON g.id = d.granule_id
+  WHERE d.orca_key_path IS NOT NULL AND d.s3_key_path IS NOT NULL
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM phantoms) AS phantoms,
+       (SELECT count(*) FROM orphans) AS orphans,
+       (SELECT count(*) FROM mismatches) AS mismatches`;
+}
+
+interface CountsRow {
+  phantoms: number | string | bigint;
+  orphans: number | string | bigint;
+  mismatches: number | string | bigint;
+}
+
+/** Writes the three reports with `tx`, which must already be inside a transaction. */
+export async function writeReports(
+  tx: Queryable,
+  jobId: number,
+  orcaArchiveLocation: string,
+  quotedSchema: string,
+): Promise<ReportCounts> {
+  const { rows } = await tx.query(reportsSql(quotedSchema), [jobId, orcaArchiveLocation]);
+  const row = rows[0] as CountsRow;
+  return { phantoms: Number(row.phantoms), orphans: Number(row.orphans), mismatches: Number(row.mismatches) };
+}
+
+/**
+ * Compares the ORCA catalog with the S3 inventory listing of one archive bucket and writes the
+ * phantom, orphan and mismatch reports of a job, all in one transaction. Transient database
+ * errors (lost connection, serialization failure, deadlock, ...) are retried; anything else is
+ * thrown at once as a {@link DatabaseError}.
+ *
+ * `database` is a `pg` Pool, Client or PoolClient, or a PGlite instance. It is not closed.
+ *
+ * @returns the number of rows written to each report.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { generateReports } from 'orca-reconcile';
+ *
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * const counts = await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' });
+ * console.log(counts); // { phantoms: 3, orphans: 0, mismatches: 1 }
+ * await pool.end();
+ * ```
+ */
+export async function generateReports(
+  database: Database,
+  target: ReportTarget,
+  options: GenerateReportsOptions = {},
+): Promise<ReportCounts> {
+  const jobId = validateJobId(target?.jobId);
+  const orcaArchiveLocation = validateArchiveLocation(target?.orcaArchiveLocation);
+  const schema = quoteSchema(options.schema ?? 'orca');
+  const attempt = retryError({
+    ...options.retry,
+    shouldRetry: isTransientDatabaseError,
+    logger: options.logger,
+    operation: 'generate reports',
+  })(() => withTransaction(database, (tx) => writeReports(tx, jobId, orcaArchiveLocation, schema)));
+  try {
+    return await attempt();
+  } catch (error) {
+    throw new DatabaseError('generate reports', error);
+  }
+}

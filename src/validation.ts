@@ -1,0 +1,105 @@
+import { InvalidInputError } from './errors.js';
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+// S3 bucket naming rules, as far as they constrain characters and length.
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const MAX_RECEIPT_HANDLE_LENGTH = 8192;
+const MAX_QUEUE_URL_LENGTH = 2048;
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+/** Reads an own property only, so inherited or `__proto__` keys never count as fields. */
+function own(record: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A reconcile_job id: a positive safe integer (bigserial values beyond 2^53 are not representable). */
+export function validateJobId(value: unknown, field = 'jobId'): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidInputError(
+      field,
+      `${field} must be a positive integer no greater than ${Number.MAX_SAFE_INTEGER}, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** An ORCA archive bucket name: 3 to 63 characters of lowercase letters, digits, `.` and `-`. */
+export function validateArchiveLocation(value: unknown, field = 'orcaArchiveLocation'): string {
+  if (typeof value !== 'string' || !BUCKET_NAME.test(value)) {
+    throw new InvalidInputError(
+      field,
+      `${field} must be an S3 bucket name (3 to 63 characters: lowercase letters, digits, "." and "-", starting and ending with a letter or digit), got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+export function validateReceiptHandle(value: unknown, field = 'messageReceiptHandle'): string {
+  return validateText(value, field, MAX_RECEIPT_HANDLE_LENGTH);
+}
+
+export function validateQueueUrl(value: unknown, field = 'queueUrl'): string {
+  return validateText(value, field, MAX_QUEUE_URL_LENGTH);
+}
+
+function validateText(value: unknown, field: string, maxLength: number): string {
+  if (typeof value !== 'string' || value.trim() === '' || value.length > maxLength) {
+    throw new InvalidInputError(
+      field,
+      `${field} must be a non-empty string of at most ${maxLength} characters, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Validates a PostgreSQL schema name and returns it double-quoted, ready to prefix table names.
+ * Quoting keeps the name exactly as given (case-sensitive).
+ */
+export function quoteSchema(value: unknown, field = 'schema'): string {
+  if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
+    throw new InvalidInputError(
+      field,
+      `${field} must be a PostgreSQL identifier (1 to 63 characters: a letter or "_", then letters, digits, "_" or "$"), got ${describe(value)}`,
+    );
+  }
+  return `"${value}"`;
+}
+
+/** Fields of the Step Functions event, after validation. */
+export interface ReconcileEventInput {
+  jobId: number;
+  orcaArchiveLocation: string;
+  messageReceiptHandle: string;
+}
+
+/**
+ * Validates the handler's event, `{ event: { jobId, orcaArchiveLocation, messageReceiptHandle } }`,
+ * and returns its fields. Throws {@link InvalidInputError} naming the first bad field.
+ */
+export function parseReconcileEvent(value: unknown): ReconcileEventInput {
+  if (!isPlainObject(value)) {
+    throw new InvalidInputError('event', `the handler's input must be an object with an "event" property, got ${describe(value)}`);
+  }
+  const inner = own(value, 'event');
+  if (!isPlainObject(inner)) {
+    throw new InvalidInputError('event', `event must be an object holding jobId, orcaArchiveLocation and messageReceiptHandle, got ${describe(inner)}`);
+  }
+  return {
+    jobId: validateJobId(own(inner, 'jobId'), 'event.jobId'),
+    orcaArchiveLocation: validateArchiveLocation(own(inner, 'orcaArchiveLocation'), 'event.orcaArchiveLocation'),
+    messageReceiptHandle: validateReceiptHandle(own(inner, 'messageReceiptHandle'), 'event.messageReceiptHandle'),
+  };
+}

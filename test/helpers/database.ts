@@ -1,0 +1,50 @@
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import type { Database } from '../../src/database.js';
+
+/** A database for one test file: the real server when DATABASE_URL is set, PGlite otherwise. */
+export interface TestDatabase {
+  kind: 'postgres' | 'pglite';
+  /** What the library under test receives: a pg Pool, or the PGlite instance. */
+  db: Database;
+  /** Runs one or more statements without parameters (DDL, fixtures). */
+  exec(sql: string): Promise<void>;
+  /** Runs one parameterised statement and returns its rows. */
+  query<R = Record<string, unknown>>(sql: string, values?: unknown[]): Promise<R[]>;
+  close(): Promise<void>;
+}
+
+export const usingPostgres = Boolean(process.env.DATABASE_URL);
+
+export async function openTestDatabase(): Promise<TestDatabase> {
+  const url = process.env.DATABASE_URL;
+  if (url) {
+    const pool = new pg.Pool({ connectionString: url, max: 12 });
+    // Fail here, loudly, when DATABASE_URL points at a server that is not there.
+    await pool.query('SELECT 1');
+    return {
+      kind: 'postgres',
+      db: pool,
+      exec: async (sql) => {
+        await pool.query(sql);
+      },
+      query: async <R,>(sql: string, values?: unknown[]) => (await pool.query(sql, values)).rows as R[],
+      close: () => pool.end(),
+    };
+  }
+  const lite = await PGlite.create();
+  return {
+    kind: 'pglite',
+    db: lite,
+    exec: async (sql) => {
+      await lite.exec(sql);
+    },
+    query: async <R,>(sql: string, values?: unknown[]) => (await lite.query<R>(sql, values)).rows,
+    close: () => lite.close(),
+  };
+}
+
+/** A schema name no other test file uses. */
+export function uniqueSchemaName(prefix = 'orca_test'): string {
+  return `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+}
