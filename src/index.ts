@@ -1,8 +1,8 @@
-export { generateReports, reportsSql } from './reports.js';
+export { generateReports } from './reports.js';
 export type { GenerateReportsOptions, ReportCounts, ReportTarget } from './reports.js';
 export { OrcaStatus, updateJob } from './job.js';
 export type { JobUpdate, UpdateJobOptions } from './job.js';
-export { backoffDelay, isTransientDatabaseError, retryError } from './retry.js';
+export { isTransientDatabaseError, retryError } from './retry.js';
 export type { RetryOptions } from './retry.js';
 export { removeJobFromQueue } from './queue.js';
 export type { QueueMessage, RemoveJobOptions, SqsSender } from './queue.js';

@@ -1,4 +1,4 @@
-import { RetryError, retry } from 'ts-retry-promise';
+import { retry } from 'ts-retry-promise';
 import { InvalidInputError, messageOf, sqlStateOf } from './errors.js';
 import type { Logger } from './types.js';
 
@@ -76,6 +76,7 @@ export function retryError(options: RetryOptions = {}) {
   return <Args extends unknown[], Result>(fn: (...args: Args) => Promise<Result>) =>
     async (...args: Args): Promise<Result> => {
       let attempt = 0;
+      let lastError: unknown;
       try {
         // ts-retry-promise counts and stops the attempts; the wait happens here so that it follows
         // the spec's backoff and can be injected.
@@ -88,6 +89,7 @@ export function retryError(options: RetryOptions = {}) {
             try {
               return await fn(...args);
             } catch (error) {
+              lastError = error;
               if (attempt <= maxRetries && shouldRetry(error)) {
                 options.logger?.warn(`${operation} failed, retry ${attempt} of ${maxRetries}: ${messageOf(error)}`);
               }
@@ -97,7 +99,8 @@ export function retryError(options: RetryOptions = {}) {
           { retries: maxRetries, delay: 0, timeout: 'INFINITELY', retryIf: shouldRetry },
         );
       } catch (error) {
-        throw error instanceof RetryError ? error.lastError : error;
+        // When every attempt failed the library throws its own summary error: surface the real one.
+        throw attempt > 0 ? lastError : error;
       }
     };
 }
