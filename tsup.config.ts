@@ -5,7 +5,7 @@ export default defineConfig({
   format: ['esm', 'cjs'],
   target: 'node22',
   platform: 'node',
-  dts: { tsconfig: 'tsconfig.build.json' },
+  dts: true,
   tsconfig: 'tsconfig.build.json',
   sourcemap: false,
   clean: true,

@@ -44,17 +44,19 @@ export interface UpdateJobOptions extends SchemaOptions {
 
 /**
  * Sets status and timestamps in one statement. Terminal statuses (error, success) stamp
- * end_time; every other status clears it. clock_timestamp() rather than now(), so a stamp made
- * inside a long transaction is the time of the change, not of the transaction's start.
+ * end_time; every other status clears it. One clock_timestamp() (not now()) for both stamps: a
+ * change made late in a long transaction is stamped with its own time, and last_update equals
+ * end_time exactly.
  */
 export function updateJobSql(schema: string): string {
   return `
 UPDATE ${schema}.reconcile_job
-SET status_id = $2,
-    last_update = clock_timestamp(),
-    end_time = CASE WHEN $2 IN (${OrcaStatus.Error}, ${OrcaStatus.Success}) THEN clock_timestamp() END,
-    error_message = $3
-WHERE id = $1`;
+SET status_id = $2::int2,
+    last_update = stamp.now,
+    end_time = CASE WHEN $2::int2 IN (${OrcaStatus.Error}, ${OrcaStatus.Success}) THEN stamp.now END,
+    error_message = $3::text
+FROM (SELECT clock_timestamp() AS now) AS stamp
+WHERE id = $1::int8`;
 }
 
 /** Checks a status change against the spec's rules and returns the message to store. */

@@ -1,0 +1,356 @@
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ConfigurationError,
+  DatabaseError,
+  InvalidInputError,
+  OrcaStatus,
+  createHandler,
+  type DbConnectInfo,
+  type HandlerOptions,
+} from '../../src/index.js';
+import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
+import { insertInventory, insertJob, readJob } from '../helpers/factories.js';
+import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
+import { captureLogger, recordCalls } from '../helpers/spy.js';
+import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
+
+const BUCKET = 'prefix-orca-primary';
+const POISONED_KEY = 'poison/orphan.h5';
+// Set on every connection info below; the test server's trust auth never asks for it.
+const PASSWORD = 'not-a-real-Passw0rd-4711';
+
+describe('createHandler', () => {
+  let t: TestDatabase;
+  let dropSchema: () => Promise<void>;
+  let sqs: TestSqs;
+  const schema = uniqueSchemaName();
+  const noWait = { sleep: async () => undefined, random: () => 0 };
+
+  beforeAll(async () => {
+    t = await openTestDatabase();
+    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
+    await t.exec(
+      `ALTER TABLE "${schema}".reconcile_orphan_report
+         ADD CONSTRAINT orphan_key_is_not_poison CHECK (key_path <> '${POISONED_KEY}')`,
+    );
+    sqs = await startTestSqs();
+  });
+  afterAll(async () => {
+    await sqs?.close();
+    await dropSchema?.();
+    await t?.close();
+  });
+  beforeEach(async () => {
+    await truncateReconcileTables(t, schema);
+  });
+
+  /** A staged job with one row of each report to find, and its message received from `queue`. */
+  const stageJob = async (queue: TestQueue) => {
+    const jobId = await insertJob(t, schema, BUCKET);
+    await seedOneOfEachReport(t, schema, jobId, BUCKET);
+    const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
+    const event = { event: { jobId, orcaArchiveLocation: BUCKET, messageReceiptHandle: message.receiptHandle } };
+    return { jobId, message, event };
+  };
+
+  const snapshotJobs = async (): Promise<string[]> =>
+    (
+      await t.query<{ row: string }>(`SELECT to_jsonb(j)::text AS row FROM "${schema}".reconcile_job j ORDER BY id`)
+    ).map((r) => r.row);
+
+  it('runs a job end to end: returns the counts, marks the job success and deletes the message', async () => {
+    // Prepare
+    const queue = sqs.createQueue({ fifo: true });
+    const { jobId, event } = await stageJob(queue);
+    const handler = createHandler({
+      database: t.db,
+      sqs: sqs.sqs,
+      env: { INTERNAL_REPORT_QUEUE_URL: queue.url },
+      schema,
+      retry: noWait,
+    });
+
+    // Act
+    const output = await handler(event, { awsRequestId: 'request-1', getRemainingTimeInMillis: () => 720_000 });
+    await handler.close();
+
+    // Assess
+    expect(output).toEqual({ jobId, phantoms: 1, orphans: 1, mismatches: 1 });
+    const job = await readJob(t, schema, jobId);
+    expect(job.status_id).toBe(OrcaStatus.Success);
+    expect(job.end_time).toBeInstanceOf(Date);
+    expect(job.error_message).toBeNull();
+    expect(queue.messagesLeft()).toBe(0);
+    // close() leaves alone what it was given.
+    await expect(t.query('SELECT 1 AS one')).resolves.toEqual([{ one: 1 }]);
+  });
+
+  it('marks the job error and keeps the message when report generation fails', async () => {
+    // Prepare
+    const queue = sqs.createQueue();
+    const { jobId, event } = await stageJob(queue);
+    await insertInventory(t, schema, { jobId, bucket: BUCKET, keyPath: POISONED_KEY });
+    const handler = createHandler({ database: t.db, sqs: sqs.sqs, queueUrl: queue.url, env: {}, schema, retry: noWait });
+
+    // Act
+    const error = await handler(event).catch((thrown: unknown) => thrown);
+
+    // Assess
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect((error as Error).message).toContain('orphan_key_is_not_poison');
+    const job = await readJob(t, schema, jobId);
+    expect(job.status_id).toBe(OrcaStatus.Error);
+    expect(job.error_message).toBe((error as Error).message);
+    expect(job.end_time).toBeInstanceOf(Date);
+    expect(queue.messagesLeft()).toBe(1);
+  });
+
+  describe('rejects a malformed event before any database or queue call', () => {
+    const valid = { jobId: 1, orcaArchiveLocation: BUCKET, messageReceiptHandle: 'handle' };
+    const badEvents: Array<[string, unknown, string]> = [
+      ['jobId 0', { event: { ...valid, jobId: 0 } }, 'event.jobId'],
+      ['jobId -1', { event: { ...valid, jobId: -1 } }, 'event.jobId'],
+      ['jobId 1.5', { event: { ...valid, jobId: 1.5 } }, 'event.jobId'],
+      ['jobId "1"', { event: { ...valid, jobId: '1' } }, 'event.jobId'],
+      ['a missing jobId', { event: { ...valid, jobId: undefined } }, 'event.jobId'],
+      ['a missing orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: undefined } }, 'event.orcaArchiveLocation'],
+      ['an orcaArchiveLocation that is no bucket name', { event: { ...valid, orcaArchiveLocation: 'A_B' } }, 'event.orcaArchiveLocation'],
+      ['an empty messageReceiptHandle', { event: { ...valid, messageReceiptHandle: '' } }, 'event.messageReceiptHandle'],
+      ['a missing messageReceiptHandle', { event: { ...valid, messageReceiptHandle: undefined } }, 'event.messageReceiptHandle'],
+      ['fields without the event wrapper', { ...valid }, 'event'],
+      ['an empty object', {}, 'event'],
+      ['a null event property', { event: null }, 'event'],
+      ['an array event property', { event: [valid] }, 'event'],
+      ['null', null, 'event'],
+      ['an array', [{ event: valid }], 'event'],
+      ['a string', JSON.stringify({ event: valid }), 'event'],
+    ];
+
+    it.each(badEvents)('%s', async (_label, event, field) => {
+      // Prepare
+      const queue = sqs.createQueue();
+      const staged = await stageJob(queue);
+      const database = recordCalls(t.db);
+      const client = recordCalls(sqs.sqs);
+      let databaseFactoryCalls = 0;
+      const handler = createHandler({
+        database: () => {
+          databaseFactoryCalls += 1;
+          return database.spy;
+        },
+        sqs: client.spy,
+        queueUrl: queue.url,
+        env: {},
+        schema,
+        retry: noWait,
+      });
+      const before = await snapshotJobs();
+
+      // Act
+      const failure = handler(event);
+
+      // Assess
+      await expect(failure).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(failure).rejects.toMatchObject({ code: 'INVALID_INPUT', field });
+      expect(databaseFactoryCalls).toBe(0);
+      expect(database.calls).toEqual([]);
+      expect(client.calls).toEqual([]);
+      expect(await snapshotJobs()).toEqual(before);
+      expect((await readJob(t, schema, staged.jobId)).status_id).toBe(OrcaStatus.Staged);
+      expect(queue.messagesLeft()).toBe(1);
+    });
+  });
+
+  describe('names a missing configuration variable before any database or queue call', () => {
+    const cases: Array<[string, (spies: { database: HandlerOptions['database']; sqs: HandlerOptions['sqs'] }) => HandlerOptions, string]> = [
+      [
+        'no INTERNAL_REPORT_QUEUE_URL and no injected queue URL',
+        ({ database, sqs: client }) => ({ database, sqs: client, env: {} }),
+        'INTERNAL_REPORT_QUEUE_URL',
+      ],
+      [
+        'a blank INTERNAL_REPORT_QUEUE_URL',
+        ({ database, sqs: client }) => ({ database, sqs: client, env: { INTERNAL_REPORT_QUEUE_URL: '  ' } }),
+        'INTERNAL_REPORT_QUEUE_URL',
+      ],
+      [
+        'no injected database and no DB_CONNECT_INFO_SECRET_ARN',
+        ({ sqs: client }) => ({ sqs: client, queueUrl: 'http://127.0.0.1:9/q', env: { AWS_REGION: 'us-east-1' } }),
+        'DB_CONNECT_INFO_SECRET_ARN',
+      ],
+      [
+        'a secret to read but no AWS_REGION',
+        ({ sqs: client }) => ({
+          sqs: client,
+          queueUrl: 'http://127.0.0.1:9/q',
+          env: { DB_CONNECT_INFO_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:000000000000:secret:orca-db' },
+        }),
+        'AWS_REGION',
+      ],
+      [
+        'an SQS client to build but no AWS_REGION',
+        ({ database }) => ({ database, queueUrl: 'http://127.0.0.1:9/q', env: {} }),
+        'AWS_REGION',
+      ],
+    ];
+
+    it.each(cases)('%s', async (_label, options, variable) => {
+      // Prepare
+      const database = recordCalls(t.db);
+      const client = recordCalls(sqs.sqs);
+      const handler = createHandler({ ...options({ database: database.spy, sqs: client.spy }), schema, retry: noWait });
+      const event = { event: { jobId: 1, orcaArchiveLocation: BUCKET, messageReceiptHandle: 'handle' } };
+
+      // Act
+      const failure = handler(event);
+
+      // Assess
+      await expect(failure).rejects.toBeInstanceOf(ConfigurationError);
+      await expect(failure).rejects.toMatchObject({ code: 'CONFIGURATION', variable });
+      await expect(failure).rejects.toThrow(variable);
+      expect(database.calls).toEqual([]);
+      expect(client.calls).toEqual([]);
+      await handler.close();
+    });
+  });
+
+  it('names a missing connection-info key without printing the password', async () => {
+    // Prepare
+    const { logger, lines } = captureLogger();
+    const queue = sqs.createQueue();
+    const { jobId, event } = await stageJob(queue);
+    const handler = createHandler({
+      getDbConnectInfo: async () =>
+        ({ host: '127.0.0.1', port: 5432, user_username: 'postgres', user_password: PASSWORD }) as unknown as DbConnectInfo,
+      sqs: sqs.sqs,
+      queueUrl: queue.url,
+      env: {},
+      schema,
+      logger,
+      retry: noWait,
+    });
+
+    // Act
+    const error = await handler(event).catch((thrown: unknown) => thrown);
+    await handler.close();
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error).toMatchObject({ variable: 'user_database' });
+    expect(JSON.stringify({ message: (error as Error).message, lines })).not.toContain(PASSWORD);
+    expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Staged);
+    expect(queue.messagesLeft()).toBe(1);
+  });
+
+  it('keeps the password out of errors and log lines when the database cannot be reached', async () => {
+    // Prepare: a loopback port nothing listens on.
+    const closedPort = await new Promise<number>((resolve, reject) => {
+      const probe = createServer();
+      probe.once('error', reject);
+      probe.listen(0, '127.0.0.1', () => {
+        const address = probe.address();
+        probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    const { logger, lines } = captureLogger();
+    const queue = sqs.createQueue();
+    const { jobId, event } = await stageJob(queue);
+    const handler = createHandler({
+      getDbConnectInfo: async () => ({
+        host: '127.0.0.1',
+        port: closedPort,
+        user_database: 'test',
+        user_username: 'postgres',
+        user_password: PASSWORD,
+      }),
+      sqs: sqs.sqs,
+      queueUrl: queue.url,
+      env: {},
+      schema,
+      logger,
+      retry: noWait,
+    });
+
+    // Act
+    const error = await handler(event).catch((thrown: unknown) => thrown);
+    await handler.close();
+
+    // Assess
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.some((line) => line.includes('ECONNREFUSED'))).toBe(true);
+    const everything = JSON.stringify({ message: (error as Error).message, cause: String((error as Error).cause), lines });
+    expect(everything).not.toContain(PASSWORD);
+    expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Staged);
+    expect(queue.messagesLeft()).toBe(1);
+  });
+
+  it.runIf(usingPostgres)(
+    'builds one pool from getDbConnectInfo, reuses it across invocations and ends it on close()',
+    async () => {
+      // Prepare
+      const url = new URL(process.env.DATABASE_URL!);
+      const applicationName = `orca-reconcile-handler-test-${process.pid}`;
+      let connectInfoCalls = 0;
+      const { logger, lines } = captureLogger();
+      const queue = sqs.createQueue({ fifo: true });
+      const first = await stageJob(queue);
+      const handler = createHandler({
+        getDbConnectInfo: async () => {
+          connectInfoCalls += 1;
+          return {
+            host: url.hostname,
+            port: url.port || '5432',
+            user_database: decodeURIComponent(url.pathname.slice(1)),
+            user_username: decodeURIComponent(url.username),
+            user_password: PASSWORD,
+          };
+        },
+        poolConfig: { application_name: applicationName },
+        sqs: sqs.sqs,
+        env: { INTERNAL_REPORT_QUEUE_URL: queue.url },
+        schema,
+        logger,
+        retry: noWait,
+      });
+      const connectionsOfHandler = async (): Promise<number> => {
+        const [row] = await t.query<{ n: string }>(
+          'SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1',
+          [applicationName],
+        );
+        return Number(row!.n);
+      };
+
+      // Act: two invocations of one warm container, a day apart. The loader replaces the
+      // bucket's listing before it stages the next job; the catalog is replaced here too, so
+      // that each job finds one row of each report.
+      const firstOutput = await handler(first.event);
+      await t.exec(`TRUNCATE "${schema}".files, "${schema}".granules, "${schema}".reconcile_s3_object`);
+      const second = await stageJob(queue);
+      const secondOutput = await handler(second.event);
+      const openWhileWarm = await connectionsOfHandler();
+      await handler.close();
+
+      // Assess
+      expect(firstOutput).toEqual({ jobId: first.jobId, phantoms: 1, orphans: 1, mismatches: 1 });
+      expect(secondOutput).toEqual({ jobId: second.jobId, phantoms: 1, orphans: 1, mismatches: 1 });
+      expect(connectInfoCalls).toBe(1);
+      expect(openWhileWarm).toBeGreaterThanOrEqual(1);
+      expect(openWhileWarm).toBeLessThanOrEqual(2);
+      for (const jobId of [first.jobId, second.jobId]) {
+        expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Success);
+      }
+      expect(queue.messagesLeft()).toBe(0);
+      // The server drops a backend a moment after its client says goodbye.
+      const deadline = Date.now() + 5_000;
+      while ((await connectionsOfHandler()) > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(await connectionsOfHandler()).toBe(0);
+      expect(lines.length).toBeGreaterThan(0);
+      expect(lines.join('\n')).not.toContain(PASSWORD);
+    },
+  );
+});
