@@ -6,6 +6,10 @@ export type OrcaReconcileErrorCode =
   | 'INVALID_INPUT'
   | 'CONFIGURATION'
   | 'JOB_NOT_FOUND'
+  | 'LOCATION_MISMATCH'
+  | 'INVENTORY_NOT_LOADED'
+  | 'STALE_INVENTORY'
+  | 'TIMEOUT'
   | 'DATABASE'
   | 'QUEUE';
 
@@ -91,6 +95,103 @@ export class JobNotFoundError extends OrcaReconcileError {
   constructor(jobId: number) {
     super('JOB_NOT_FOUND', `reconcile_job ${jobId} does not exist`);
     this.jobId = jobId;
+  }
+}
+
+/**
+ * The job exists but belongs to another archive bucket than the one the message names. Nothing
+ * is changed.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof LocationMismatchError) console.error(error.jobLocation, error.requestedLocation);
+ * ```
+ */
+export class LocationMismatchError extends OrcaReconcileError {
+  readonly jobId: number;
+  /** The job's `orca_archive_location`. */
+  readonly jobLocation: string;
+  /** The `orcaArchiveLocation` the caller asked for. */
+  readonly requestedLocation: string;
+
+  constructor(jobId: number, jobLocation: string, requestedLocation: string) {
+    super(
+      'LOCATION_MISMATCH',
+      `reconcile_job ${jobId} belongs to archive location "${jobLocation}", not "${requestedLocation}"`,
+    );
+    this.jobId = jobId;
+    this.jobLocation = jobLocation;
+    this.requestedLocation = requestedLocation;
+  }
+}
+
+/**
+ * The job is still in `getting S3 list`: its inventory listing is not loaded yet. Nothing is
+ * changed; the message can be retried later.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof InventoryNotLoadedError) console.error(`job ${error.jobId} is not staged yet`);
+ * ```
+ */
+export class InventoryNotLoadedError extends OrcaReconcileError {
+  readonly jobId: number;
+
+  constructor(jobId: number) {
+    super('INVENTORY_NOT_LOADED', `reconcile_job ${jobId} is still getting its S3 list: the inventory is not loaded yet`);
+    this.jobId = jobId;
+  }
+}
+
+/**
+ * The bucket's inventory partition holds another job's listing (a newer job reloaded it), so
+ * this job can no longer be reconciled. The job is marked `error` with this message.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof StaleInventoryError) console.error(`listing now belongs to job ${error.inventoryJobId}`);
+ * ```
+ */
+export class StaleInventoryError extends OrcaReconcileError {
+  readonly jobId: number;
+  /** Job id found on the partition's rows. */
+  readonly inventoryJobId: number;
+  readonly orcaArchiveLocation: string;
+
+  constructor(jobId: number, inventoryJobId: number, orcaArchiveLocation: string) {
+    super(
+      'STALE_INVENTORY',
+      `the inventory of "${orcaArchiveLocation}" now holds the listing of job ${inventoryJobId}, not of job ${jobId}`,
+    );
+    this.jobId = jobId;
+    this.inventoryJobId = inventoryJobId;
+    this.orcaArchiveLocation = orcaArchiveLocation;
+  }
+}
+
+/**
+ * The work could not finish before the deadline (for the Lambda handler: the invocation's
+ * remaining time less the safety margin). The job is marked `error` with this message.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof TimeoutError) console.error(`gave up after ${error.elapsedMs} ms`);
+ * ```
+ */
+export class TimeoutError extends OrcaReconcileError {
+  /** Milliseconds from the start of the run to giving up. */
+  readonly elapsedMs: number;
+  /** Milliseconds the run had, from its start to its deadline. */
+  readonly budgetMs: number;
+
+  constructor(operation: string, elapsedMs: number, budgetMs: number, options?: { cause?: unknown }) {
+    super(
+      'TIMEOUT',
+      `${operation} timed out after ${(elapsedMs / 1000).toFixed(1)} s (time budget ${(budgetMs / 1000).toFixed(1)} s)`,
+      options,
+    );
+    this.elapsedMs = elapsedMs;
+    this.budgetMs = budgetMs;
   }
 }
 

@@ -1,6 +1,6 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
-import { ConfigurationError, messageOf } from './errors.js';
+import { ConfigurationError, InvalidInputError, messageOf } from './errors.js';
 import type { Database } from './database.js';
 import type { SqsSender } from './queue.js';
 import type { RetryOptions } from './retry.js';
@@ -50,6 +50,13 @@ export interface HandlerOptions {
   retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation'>;
   /** Where configuration variables are read. Default `process.env`. */
   env?: Record<string, string | undefined>;
+  /**
+   * Milliseconds kept back from the invocation's remaining time (`context.getRemainingTimeInMillis()`):
+   * the database work is cut off that long before Lambda would stop the process, leaving time to
+   * mark the job `error` with a timeout message. Default 10000. Must exceed the 5 s the failure
+   * record itself may take.
+   */
+  timeoutMarginMs?: number;
 }
 
 /** A Lambda handler that also releases, on `close()`, the clients it built itself. */
@@ -58,6 +65,8 @@ export interface ReconcileHandler {
   /** Ends the pool and destroys the SQS client the handler built; injected ones are left alone. */
   close(): Promise<void>;
 }
+
+const DEFAULT_TIMEOUT_MARGIN_MS = 10_000;
 
 function requireVariable(env: Record<string, string | undefined>, name: string): string {
   const value = env[name];
@@ -188,7 +197,14 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     return ownedSqs;
   }
 
+  const timeoutMarginMs = options.timeoutMarginMs ?? DEFAULT_TIMEOUT_MARGIN_MS;
+  if (typeof timeoutMarginMs !== 'number' || !Number.isFinite(timeoutMarginMs) || timeoutMarginMs < 0) {
+    throw new InvalidInputError('timeoutMarginMs', `timeoutMarginMs must be a non-negative number, got ${String(timeoutMarginMs)}`);
+  }
+
   const handler = async (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput> => {
+    const remaining = context?.getRemainingTimeInMillis?.();
+    const deadline = typeof remaining === 'number' && Number.isFinite(remaining) ? Date.now() + remaining - timeoutMarginMs : undefined;
     const input = parseReconcileEvent(event);
     const queueUrl = options.queueUrl ?? requireVariable(env, 'INTERNAL_REPORT_QUEUE_URL');
     const sqsClient = sqs();
@@ -200,7 +216,7 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     });
     return task(
       { ...input, queueUrl },
-      { database: db, sqs: sqsClient, logger, schema: options.schema, retry: options.retry },
+      { database: db, sqs: sqsClient, logger, schema: options.schema, retry: options.retry, deadline },
     );
   };
 

@@ -18,9 +18,13 @@ export {
   ConfigurationError,
   DatabaseError,
   InvalidInputError,
+  InventoryNotLoadedError,
   JobNotFoundError,
+  LocationMismatchError,
   OrcaReconcileError,
   QueueError,
+  StaleInventoryError,
+  TimeoutError,
 } from './errors.js';
 export type { OrcaReconcileErrorCode } from './errors.js';
 export type { Database, PoolLike, Queryable, TransactionRunner } from './database.js';

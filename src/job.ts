@@ -77,18 +77,29 @@ export function validateJobUpdate(update: JobUpdate): { jobId: number; status: O
   return { jobId, status, errorMessage };
 }
 
-/** Applies a validated status change with `client`; throws {@link JobNotFoundError} if no row matched. */
+/**
+ * Applies a validated status change with `client`. With `onlyFrom`, only a job currently in one
+ * of those statuses changes, and a job in another status is left alone without error. Throws
+ * {@link JobNotFoundError} when no job has the id.
+ */
 export async function writeJobStatus(
   client: Queryable,
   quotedSchema: string,
   update: { jobId: number; status: OrcaStatus; errorMessage: string | null },
+  onlyFrom?: readonly OrcaStatus[],
 ): Promise<void> {
-  const result = (await client.query(updateJobSql(quotedSchema), [update.jobId, update.status, update.errorMessage])) as {
+  const guard = onlyFrom ? ` AND status_id = ANY($4::int2[])` : '';
+  const values: unknown[] = [update.jobId, update.status, update.errorMessage];
+  if (onlyFrom) values.push(onlyFrom);
+  const result = (await client.query(updateJobSql(quotedSchema) + guard, values)) as {
     rowCount?: number | null;
     affectedRows?: number;
   };
   const changed = result.rowCount ?? result.affectedRows ?? 0;
-  if (changed === 0) throw new JobNotFoundError(update.jobId);
+  if (changed > 0) return;
+  if (!onlyFrom) throw new JobNotFoundError(update.jobId);
+  const { rows } = await client.query(`SELECT 1 FROM ${quotedSchema}.reconcile_job WHERE id = $1::int8`, [update.jobId]);
+  if (rows.length === 0) throw new JobNotFoundError(update.jobId);
 }
 
 /**

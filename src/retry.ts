@@ -20,6 +20,10 @@ export interface RetryOptions {
   logger?: Pick<Logger, 'warn'>;
   /** Name of the operation, used in log lines. */
   operation?: string;
+  /** Epoch milliseconds after which no retry starts: a retry whose wait would end later is not made. */
+  deadline?: number;
+  /** Current epoch milliseconds, for the deadline. Default `Date.now`. */
+  now?: () => number;
 }
 
 const defaultSleep = (milliseconds: number): Promise<void> =>
@@ -73,30 +77,35 @@ export function retryError(options: RetryOptions = {}) {
   const random = options.random ?? Math.random;
   const operation = options.operation ?? 'operation';
 
+  const now = options.now ?? Date.now;
+  const deadline = options.deadline;
+
   return <Args extends unknown[], Result>(fn: (...args: Args) => Promise<Result>) =>
     async (...args: Args): Promise<Result> => {
       let attempt = 0;
       let lastError: unknown;
+      let nextWait = 0;
+      const worthRetrying = (error: unknown): boolean =>
+        shouldRetry(error) && (deadline === undefined || now() + nextWait < deadline);
       try {
         // ts-retry-promise counts and stops the attempts; the wait happens here so that it follows
         // the spec's backoff and can be injected.
         return await retry(
           async () => {
-            if (attempt > 0) {
-              await sleep(backoffDelay(attempt - 1, backoffInSeconds, backoffFactor, random));
-            }
+            if (attempt > 0) await sleep(nextWait);
             attempt += 1;
             try {
               return await fn(...args);
             } catch (error) {
               lastError = error;
-              if (attempt <= maxRetries && shouldRetry(error)) {
+              nextWait = backoffDelay(attempt - 1, backoffInSeconds, backoffFactor, random);
+              if (attempt <= maxRetries && worthRetrying(error)) {
                 options.logger?.warn(`${operation} failed, retry ${attempt} of ${maxRetries}: ${messageOf(error)}`);
               }
               throw error;
             }
           },
-          { retries: maxRetries, delay: 0, timeout: 'INFINITELY', retryIf: shouldRetry },
+          { retries: maxRetries, delay: 0, timeout: 'INFINITELY', retryIf: worthRetrying },
         );
       } catch (error) {
         // When every attempt failed the library throws its own summary error: surface the real one.

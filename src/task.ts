@@ -1,18 +1,25 @@
-import { DatabaseError, JobNotFoundError, messageOf } from './errors.js';
+import {
+  InvalidInputError,
+  InventoryNotLoadedError,
+  JobNotFoundError,
+  LocationMismatchError,
+  messageOf,
+} from './errors.js';
 import { type Database, withTransaction } from './database.js';
-import { OrcaStatus, updateJob, writeJobStatus } from './job.js';
+import { guardedTransaction, lockJob, readReportCounts } from './guard.js';
+import { OrcaStatus, writeJobStatus } from './job.js';
 import { type SqsSender, removeJobFromQueue } from './queue.js';
-import { type ReportCounts, writeReports } from './reports.js';
+import { type ReportCounts, replaceReports } from './reports.js';
 import { type RetryOptions, isTransientDatabaseError, retryError } from './retry.js';
 import { type Logger, silentLogger } from './types.js';
 import {
   quoteSchema,
   validateArchiveLocation,
+  validateDeadline,
   validateJobId,
   validateQueueUrl,
   validateReceiptHandle,
 } from './validation.js';
-
 /** What one reconciliation run works on. */
 export interface TaskInput {
   /** Id of the staged `reconcile_job`. */
@@ -35,7 +42,13 @@ export interface TaskDependencies {
   /** PostgreSQL schema of the ORCA tables. Default `orca`. */
   schema?: string;
   /** Backoff of every retried step (database work on transient errors, the SQS delete on any). */
-  retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation'>;
+  retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation' | 'deadline'>;
+  /**
+   * Epoch milliseconds by which the database work must end. Statements and lock waits are cut
+   * off then, no retry starts after it, and the job is marked `error` with a
+   * {@link TimeoutError} message that says how long it ran.
+   */
+  deadline?: number;
 }
 
 /** Result of a successful run: the job id (the step's output) and the rows written per report. */
@@ -46,15 +59,21 @@ export interface TaskOutput extends ReportCounts {
 /**
  * Runs one reconciliation job from start to end:
  *
- * 1. marks the job `generating reports`;
- * 2. writes the phantom, orphan and mismatch reports and marks the job `success`, all in one
- *    transaction (retried on transient database errors);
+ * 1. checks the job (it exists, belongs to `orcaArchiveLocation`, has its listing loaded) and
+ *    marks it `generating reports`; a job already `success` is not run again;
+ * 2. replaces the job's phantom, orphan and mismatch reports and marks the job `success`, all in
+ *    one transaction (retried on transient database errors);
  * 3. deletes the job's SQS message and resolves to `{ jobId, phantoms, orphans, mismatches }`.
  *
- * If step 1 or 2 fails, the job is marked `error` with the failure's message, the error is
- * re-thrown and the message is left in the queue, so SQS redelivers it (and eventually moves it
- * to the dead-letter queue). If only the delete fails, the reports stay committed and the job
- * stays `success`; a {@link QueueError} is thrown.
+ * Both transactions hold the job's advisory lock, so concurrent runs of one job take turns and
+ * the later ones find the job finished. Running a finished job again returns its stored counts
+ * and deletes the message.
+ *
+ * A message that is itself wrong ({@link InvalidInputError}, {@link JobNotFoundError},
+ * {@link LocationMismatchError}, {@link InventoryNotLoadedError}) changes nothing. Any other
+ * failure marks the job `error` with the failure's message and is re-thrown; the message is left
+ * in the queue so SQS redelivers it. If only the delete fails, the reports stay committed and the
+ * job `success`; a {@link QueueError} is thrown.
  *
  * @example
  * ```ts
@@ -74,50 +93,71 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
   const orcaArchiveLocation = validateArchiveLocation(input.orcaArchiveLocation);
   const queueUrl = validateQueueUrl(input.queueUrl);
   const messageReceiptHandle = validateReceiptHandle(input.messageReceiptHandle);
-  const schemaName = dependencies.schema ?? 'orca';
-  const schema = quoteSchema(schemaName);
+  const schema = quoteSchema(dependencies.schema ?? 'orca');
+  const startedAt = Date.now();
+  const deadline =
+    dependencies.deadline === undefined ? undefined : { at: validateDeadline(dependencies.deadline), startedAt };
   const { database, sqs } = dependencies;
   const logger = dependencies.logger ?? silentLogger;
-  const fields = { jobId, orcaArchiveLocation };
-  const startedAt = Date.now();
+  const guard = { jobId, orcaArchiveLocation, schema, deadline, retry: dependencies.retry, logger };
 
   let counts: ReportCounts;
+  let regenerated = true;
   try {
-    await updateJob(
-      database,
-      { jobId, status: OrcaStatus.GeneratingReports },
-      { schema: schemaName, retry: dependencies.retry, logger },
-    );
-    const generate = retryError({
-      ...dependencies.retry,
-      shouldRetry: isTransientDatabaseError,
-      logger,
-      operation: 'generate reports',
-    })(() =>
-      withTransaction(database, async (tx) => {
-        const written = await writeReports(tx, jobId, orcaArchiveLocation, schema);
+    const before = await guardedTransaction(database, { ...guard, operation: 'start job' }, async (tx, job) => {
+      if (job.status === OrcaStatus.Success) return readReportCounts(tx, schema, jobId);
+      await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.GeneratingReports, errorMessage: null });
+      return undefined;
+    });
+    if (before) {
+      counts = before;
+      regenerated = false;
+    } else {
+      counts = await guardedTransaction(database, { ...guard, operation: 'generate reports' }, async (tx, job) => {
+        // Another run may have finished the job while this one waited for the lock.
+        if (job.status === OrcaStatus.Success) return readReportCounts(tx, schema, jobId);
+        const written = await replaceReports(tx, jobId, orcaArchiveLocation, schema);
         // Reports and the success status commit together: no reader sees one without the other.
         await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.Success, errorMessage: null });
         return written;
-      }),
-    );
-    try {
-      counts = await generate();
-    } catch (error) {
-      throw error instanceof JobNotFoundError ? error : new DatabaseError('generate reports', error);
+      });
     }
   } catch (error) {
-    await recordFailure(database, schemaName, dependencies, logger, jobId, error);
+    if (!isMessageError(error)) await recordFailure(database, schema, dependencies, logger, jobId, error, deadline?.at);
+    else logger.error('reconciliation refused', { jobId, orcaArchiveLocation, error: messageOf(error) });
     throw error;
   }
 
   await removeJobFromQueue(sqs, { queueUrl, receiptHandle: messageReceiptHandle }, { retry: dependencies.retry, logger });
-  const output: TaskOutput = { jobId, ...counts };
-  logger.info('reconciliation finished', { ...fields, ...counts, durationMs: Date.now() - startedAt });
-  return output;
+  logger.info('reconciliation finished', {
+    jobId,
+    orcaArchiveLocation,
+    ...counts,
+    regenerated,
+    durationMs: Date.now() - startedAt,
+  });
+  return { jobId, ...counts };
 }
 
-/** Marks the job `error`. If even that fails, logs both failures; the caller re-throws the first. */
+/** Failures that mean the message itself is wrong: the job is not touched. */
+function isMessageError(error: unknown): boolean {
+  return (
+    error instanceof InvalidInputError ||
+    error instanceof JobNotFoundError ||
+    error instanceof LocationMismatchError ||
+    error instanceof InventoryNotLoadedError
+  );
+}
+
+// Marking the job failed gets this long for its lock wait, its statement and its retries, so a
+// run that timed out can still record why before the host stops it. The handler's safety margin
+// is larger than this.
+const RECORD_FAILURE_TIMEOUT_MS = 5_000;
+
+/**
+ * Marks the job `error`, unless it is `success` (another run finished it) or still getting its
+ * listing. If even that fails, logs both failures; the caller re-throws the first.
+ */
 async function recordFailure(
   database: Database,
   schema: string,
@@ -125,16 +165,29 @@ async function recordFailure(
   logger: Logger,
   jobId: number,
   error: unknown,
+  deadline: number | undefined,
 ): Promise<void> {
   const errorMessage = messageOf(error);
   logger.error('reconciliation failed', { jobId, error: errorMessage });
-  if (error instanceof JobNotFoundError) return;
+  const update = { jobId, status: OrcaStatus.Error, errorMessage } as const;
+  const mark = retryError({
+    ...dependencies.retry,
+    shouldRetry: isTransientDatabaseError,
+    logger,
+    operation: 'mark job error',
+    // Past the run's deadline, only the time reserved for recording the failure is left.
+    deadline: deadline === undefined ? undefined : Math.max(deadline, Date.now()) + RECORD_FAILURE_TIMEOUT_MS,
+  })(() =>
+    withTransaction(database, async (tx) => {
+      await tx.query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)", [
+        String(RECORD_FAILURE_TIMEOUT_MS),
+      ]);
+      await lockJob(tx, jobId);
+      await writeJobStatus(tx, schema, update, [OrcaStatus.Staged, OrcaStatus.GeneratingReports, OrcaStatus.Error]);
+    }),
+  );
   try {
-    await updateJob(
-      database,
-      { jobId, status: OrcaStatus.Error, errorMessage },
-      { schema, retry: dependencies.retry, logger },
-    );
+    await mark();
   } catch (statusError) {
     logger.error('could not mark the job as error', {
       jobId,

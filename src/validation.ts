@@ -64,6 +64,14 @@ function validateText(value: unknown, field: string, maxLength: number): string 
   return value;
 }
 
+/** A deadline in epoch milliseconds. */
+export function validateDeadline(value: unknown, field = 'deadline'): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new InvalidInputError(field, `${field} must be a finite number of epoch milliseconds, got ${describe(value)}`);
+  }
+  return value;
+}
+
 /**
  * Validates a PostgreSQL schema name and returns it double-quoted, ready to prefix table names.
  * Quoting keeps the name exactly as given (case-sensitive).

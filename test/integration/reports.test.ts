@@ -146,21 +146,27 @@ describe('generateReports', () => {
   });
 
   it('rolls back every report when one insert fails', async () => {
-    // Prepare: a job id with no reconcile_job row makes the report inserts violate their foreign key.
+    // Prepare: a constraint of the test schema rejects the orphan row, after the phantom row of the
+    // same statement was written.
     const jobId = await insertJob(t, schema, BUCKET);
     const granule = await insertGranule(t, schema, { collectionId: 'C', granuleId: 'G' });
     await insertFile(t, schema, { granuleId: granule, bucket: BUCKET, keyPath: 'phantom' });
     await insertInventory(t, schema, { jobId, bucket: BUCKET, keyPath: 'orphan' });
+    await t.exec(`ALTER TABLE "${schema}".reconcile_orphan_report ADD CONSTRAINT no_orphans CHECK (key_path <> 'orphan')`);
 
-    // Act
-    const failure = generateReports(t.db, { jobId: jobId + 1000, orcaArchiveLocation: BUCKET }, { schema });
+    try {
+      // Act
+      const failure = generateReports(t.db, { jobId, orcaArchiveLocation: BUCKET }, { schema });
 
-    // Assess
-    await expect(failure).rejects.toBeInstanceOf(DatabaseError);
-    await expect(failure).rejects.toMatchObject({ sqlState: '23503' });
-    const [row] = await t.query<{ n: number }>(
-      `SELECT (SELECT count(*) FROM "${schema}".reconcile_phantom_report) + (SELECT count(*) FROM "${schema}".reconcile_orphan_report) AS n`,
-    );
-    expect(Number(row!.n)).toBe(0);
+      // Assess
+      await expect(failure).rejects.toBeInstanceOf(DatabaseError);
+      await expect(failure).rejects.toMatchObject({ sqlState: '23514' });
+      const [row] = await t.query<{ n: number }>(
+        `SELECT (SELECT count(*) FROM "${schema}".reconcile_phantom_report) + (SELECT count(*) FROM "${schema}".reconcile_orphan_report) AS n`,
+      );
+      expect(Number(row!.n)).toBe(0);
+    } finally {
+      await t.exec(`ALTER TABLE "${schema}".reconcile_orphan_report DROP CONSTRAINT no_orphans`);
+    }
   });
 });
