@@ -88,7 +88,7 @@ async function readSecret(secretArn: string, region: string): Promise<DbConnectI
     } catch {
       throw new ConfigurationError('DB_CONNECT_INFO_SECRET_ARN', `secret ${secretArn} does not hold a JSON object`);
     }
-    return parseConnectInfo(parsed, `secret ${secretArn}`);
+    return parseConnectInfo(parsed, `secret ${secretArn}`, 'DB_CONNECT_INFO_SECRET_ARN');
   } catch (error) {
     if (error instanceof ConfigurationError) throw error;
     throw new ConfigurationError('DB_CONNECT_INFO_SECRET_ARN', `reading secret ${secretArn} failed: ${messageOf(error)}`, {
@@ -99,10 +99,13 @@ async function readSecret(secretArn: string, region: string): Promise<DbConnectI
   }
 }
 
-/** Checks the keys of a connection-info object; names a missing key, never prints a value. */
-export function parseConnectInfo(value: unknown, source = 'database connection info'): DbConnectInfo {
+/**
+ * Checks the keys of a connection-info object; names a missing key, never prints a value.
+ * `variable` names where the object came from when it is not an object at all.
+ */
+export function parseConnectInfo(value: unknown, source: string, variable: string): DbConnectInfo {
   if (!isPlainObject(value)) {
-    throw new ConfigurationError('DB_CONNECT_INFO_SECRET_ARN', `${source} must be a JSON object`);
+    throw new ConfigurationError(variable, `${source} must be a JSON object with the database connection details`);
   }
   for (const key of ['host', 'user_database', 'user_username', 'user_password'] as const) {
     if (typeof value[key] !== 'string' || value[key] === '') {
@@ -150,7 +153,7 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
 
   async function buildPool(): Promise<Database> {
     const info = options.getDbConnectInfo
-      ? parseConnectInfo(await options.getDbConnectInfo())
+      ? parseConnectInfo(await options.getDbConnectInfo(), 'the result of getDbConnectInfo()', 'getDbConnectInfo')
       : await readSecret(requireVariable(env, 'DB_CONNECT_INFO_SECRET_ARN'), region());
     const pool = new pg.Pool({
       max: 2,

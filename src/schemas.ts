@@ -65,6 +65,7 @@ export const inputSchema = {
         orcaArchiveLocation: {
           type: 'string',
           pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+          not: { anyOf: [{ pattern: '\\.\\.' }, { pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$' }] },
           description: 'Name of the ORCA archive bucket the job covers.',
         },
         messageReceiptHandle: {

@@ -1,8 +1,9 @@
 import { InvalidInputError } from './errors.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-// S3 bucket naming rules, as far as they constrain characters and length.
+// S3 bucket naming rules: characters, length, no adjacent periods, not an IPv4 address.
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const IPV4_ADDRESS = /^\d{1,3}(?:\.\d{1,3}){3}$/;
 const MAX_RECEIPT_HANDLE_LENGTH = 8192;
 const MAX_QUEUE_URL_LENGTH = 2048;
 
@@ -15,9 +16,16 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
-/** Reads an own property only, so inherited or `__proto__` keys never count as fields. */
-function own(record: Record<string, unknown>, key: string): unknown {
-  return Object.hasOwn(record, key) ? record[key] : undefined;
+/**
+ * Reads an own property only, so inherited or `__proto__` keys never count as fields. A getter or
+ * proxy trap that throws makes the field invalid rather than escaping as an untyped error.
+ */
+function own(record: Record<string, unknown>, key: string, field: string): unknown {
+  try {
+    return Object.hasOwn(record, key) ? record[key] : undefined;
+  } catch (error) {
+    throw new InvalidInputError(field, `${field} could not be read`, { cause: error });
+  }
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -37,10 +45,10 @@ export function validateJobId(value: unknown, field = 'jobId'): number {
 
 /** An ORCA archive bucket name: 3 to 63 characters of lowercase letters, digits, `.` and `-`. */
 export function validateArchiveLocation(value: unknown, field = 'orcaArchiveLocation'): string {
-  if (typeof value !== 'string' || !BUCKET_NAME.test(value)) {
+  if (typeof value !== 'string' || !BUCKET_NAME.test(value) || value.includes('..') || IPV4_ADDRESS.test(value)) {
     throw new InvalidInputError(
       field,
-      `${field} must be an S3 bucket name (3 to 63 characters: lowercase letters, digits, "." and "-", starting and ending with a letter or digit), got ${describe(value)}`,
+      `${field} must be an S3 bucket name (3 to 63 characters: lowercase letters, digits, "." and "-", starting and ending with a letter or digit, no "..", not an IP address), got ${describe(value)}`,
     );
   }
   return value;
@@ -101,13 +109,19 @@ export function parseReconcileEvent(value: unknown): ReconcileEventInput {
   if (!isPlainObject(value)) {
     throw new InvalidInputError('event', `the handler's input must be an object with an "event" property, got ${describe(value)}`);
   }
-  const inner = own(value, 'event');
+  const inner = own(value, 'event', 'event');
   if (!isPlainObject(inner)) {
     throw new InvalidInputError('event', `event must be an object holding jobId, orcaArchiveLocation and messageReceiptHandle, got ${describe(inner)}`);
   }
   return {
-    jobId: validateJobId(own(inner, 'jobId'), 'event.jobId'),
-    orcaArchiveLocation: validateArchiveLocation(own(inner, 'orcaArchiveLocation'), 'event.orcaArchiveLocation'),
-    messageReceiptHandle: validateReceiptHandle(own(inner, 'messageReceiptHandle'), 'event.messageReceiptHandle'),
+    jobId: validateJobId(own(inner, 'jobId', 'event.jobId'), 'event.jobId'),
+    orcaArchiveLocation: validateArchiveLocation(
+      own(inner, 'orcaArchiveLocation', 'event.orcaArchiveLocation'),
+      'event.orcaArchiveLocation',
+    ),
+    messageReceiptHandle: validateReceiptHandle(
+      own(inner, 'messageReceiptHandle', 'event.messageReceiptHandle'),
+      'event.messageReceiptHandle',
+    ),
   };
 }

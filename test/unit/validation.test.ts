@@ -9,6 +9,10 @@ describe('parseReconcileEvent', () => {
     expect(parseReconcileEvent({ event: valid })).toEqual(valid);
   });
 
+  it.each(['abc', 'my.bucket-1', '1.2.3', '192.168.10.1x', 'a'.repeat(63)])('accepts the bucket name %s', (name) => {
+    expect(parseReconcileEvent({ event: { ...valid, orcaArchiveLocation: name } }).orcaArchiveLocation).toBe(name);
+  });
+
   it('ignores extra fields but never reads inherited ones', () => {
     const inner = Object.create({ jobId: 7 }) as Record<string, unknown>;
     inner['orcaArchiveLocation'] = 'bucket-a';
@@ -41,6 +45,8 @@ describe('parseReconcileEvent', () => {
     ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'ab' } }],
     ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'a'.repeat(64) } }],
     ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 42 } }],
+    ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'a..b' } }],
+    ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: '192.168.10.1' } }],
     ['event.messageReceiptHandle', { event: { ...valid, messageReceiptHandle: undefined } }],
     ['event.messageReceiptHandle', { event: { ...valid, messageReceiptHandle: '' } }],
     ['event.messageReceiptHandle', { event: { ...valid, messageReceiptHandle: '   ' } }],
