@@ -102,26 +102,25 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
   const guard = { jobId, orcaArchiveLocation, schema, deadline, retry: dependencies.retry, logger };
 
   let counts: ReportCounts;
-  let regenerated = true;
+  let regenerated = false;
   try {
-    const before = await guardedTransaction(database, { ...guard, operation: 'start job' }, async (tx, job) => {
+    const stored = await guardedTransaction(database, { ...guard, operation: 'start job' }, async (tx, job) => {
       if (job.status === OrcaStatus.Success) return readReportCounts(tx, schema, jobId);
       await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.GeneratingReports, errorMessage: null });
       return undefined;
     });
-    if (before) {
-      counts = before;
-      regenerated = false;
-    } else {
-      counts = await guardedTransaction(database, { ...guard, operation: 'generate reports' }, async (tx, job) => {
+    counts =
+      stored ??
+      (await guardedTransaction(database, { ...guard, operation: 'generate reports' }, async (tx, job) => {
+        regenerated = false; // this attempt's answer, whatever an earlier attempt set
         // Another run may have finished the job while this one waited for the lock.
         if (job.status === OrcaStatus.Success) return readReportCounts(tx, schema, jobId);
         const written = await replaceReports(tx, jobId, orcaArchiveLocation, schema);
         // Reports and the success status commit together: no reader sees one without the other.
         await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.Success, errorMessage: null });
+        regenerated = true;
         return written;
-      });
-    }
+      }));
   } catch (error) {
     if (!isMessageError(error)) await recordFailure(database, schema, dependencies, logger, jobId, error, deadline?.at);
     else logger.error('reconciliation refused', { jobId, orcaArchiveLocation, error: messageOf(error) });

@@ -1,0 +1,285 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  InventoryNotLoadedError,
+  JobNotFoundError,
+  LocationMismatchError,
+  OrcaStatus,
+  StaleInventoryError,
+  generateReports,
+  task,
+} from '../../src/index.js';
+import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
+import { insertJob, readJob, readReports } from '../helpers/factories.js';
+import { spreadJobIds } from '../helpers/locks.js';
+import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
+import { snapshotReconcileTables } from '../helpers/snapshot.js';
+import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
+import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
+
+const BUCKET = 'prefix-orca-primary';
+const OTHER_BUCKET = 'prefix-orca-secondary';
+const noWait = { sleep: async () => undefined, random: () => 0 };
+
+describe('the checks a run makes before it writes', () => {
+  let t: TestDatabase;
+  let dropSchema: () => Promise<void>;
+  let sqs: TestSqs;
+  const schema = uniqueSchemaName('orca_guards');
+
+  beforeAll(async () => {
+    t = await openTestDatabase();
+    dropSchema = await createOrcaSchema(t, schema, [BUCKET, OTHER_BUCKET]);
+    await installStatusTrail(t, schema);
+    await spreadJobIds(t, schema);
+    sqs = await startTestSqs();
+  });
+  afterAll(async () => {
+    await sqs?.close();
+    await dropSchema?.();
+    await t?.close();
+  });
+  beforeEach(async () => {
+    await truncateReconcileTables(t, schema);
+  });
+
+  /** Job and report rows that belong to the other bucket, as text: no run on BUCKET may touch them. */
+  const otherBucketRows = async (): Promise<string[]> =>
+    (
+      await t.query<{ row: string }>(
+        `SELECT row FROM (
+         SELECT to_jsonb(j)::text AS row FROM "${schema}".reconcile_job j WHERE orca_archive_location = $1
+         UNION ALL
+         SELECT to_jsonb(r)::text FROM "${schema}".reconcile_orphan_report r
+           JOIN "${schema}".reconcile_job j ON j.id = r.job_id WHERE j.orca_archive_location = $1
+         UNION ALL
+         SELECT to_jsonb(r)::text FROM "${schema}".reconcile_phantom_report r
+           JOIN "${schema}".reconcile_job j ON j.id = r.job_id WHERE j.orca_archive_location = $1
+         UNION ALL
+         SELECT to_jsonb(r)::text FROM "${schema}".reconcile_catalog_mismatch_report r
+           JOIN "${schema}".reconcile_job j ON j.id = r.job_id WHERE j.orca_archive_location = $1
+         ) AS all_rows ORDER BY row COLLATE "C"`,
+        [OTHER_BUCKET],
+      )
+    ).map((r) => r.row);
+
+  /** The other bucket's job with its own listing and reports. */
+  const stageOtherBucket = async (): Promise<number> => {
+    const otherJobId = await insertJob(t, schema, OTHER_BUCKET);
+    await seedOneOfEachReport(t, schema, otherJobId, OTHER_BUCKET);
+    await generateReports(t.db, { jobId: otherJobId, orcaArchiveLocation: OTHER_BUCKET }, { schema, retry: noWait });
+    return otherJobId;
+  };
+
+  /**
+   * BUCKET's job with its listing loaded, reports of an earlier run and one stray report row a
+   * fresh run would remove; and the other bucket's job (see {@link stageOtherBucket}).
+   */
+  const stageBothBuckets = async () => {
+    const jobId = await insertJob(t, schema, BUCKET);
+    await seedOneOfEachReport(t, schema, jobId, BUCKET);
+    await generateReports(t.db, { jobId, orcaArchiveLocation: BUCKET }, { schema, retry: noWait });
+    await t.query(
+      `INSERT INTO "${schema}".reconcile_orphan_report (job_id, key_path, etag, last_update, size_in_bytes, storage_class)
+       VALUES ($1, 'stray/from-an-earlier-run.h5', '"x"', '2025-01-01Z', 1, 'GLACIER')`,
+      [jobId],
+    );
+    const otherJobId = await stageOtherBucket();
+    return { jobId, otherJobId };
+  };
+
+  interface WrongMessage {
+    jobId: number;
+    orcaArchiveLocation: string;
+    error: new (...args: never[]) => Error;
+    fields: Record<string, unknown>;
+    messageMentions: string[];
+  }
+
+  const wrongMessages: Array<[string, () => Promise<WrongMessage>]> = [
+    [
+      'JobNotFoundError for a job id no row has',
+      async () => {
+        const { jobId, otherJobId } = await stageBothBuckets();
+        const missing = Math.max(jobId, otherJobId) + 1000;
+        return {
+          jobId: missing,
+          orcaArchiveLocation: BUCKET,
+          error: JobNotFoundError,
+          fields: { code: 'JOB_NOT_FOUND', jobId: missing },
+          messageMentions: [String(missing)],
+        };
+      },
+    ],
+    [
+      'LocationMismatchError for a job of another bucket, naming both buckets',
+      async () => {
+        const { jobId } = await stageBothBuckets();
+        return {
+          jobId,
+          orcaArchiveLocation: OTHER_BUCKET,
+          error: LocationMismatchError,
+          fields: { code: 'LOCATION_MISMATCH', jobId, jobLocation: BUCKET, requestedLocation: OTHER_BUCKET },
+          messageMentions: [String(jobId), BUCKET, OTHER_BUCKET],
+        };
+      },
+    ],
+    [
+      'InventoryNotLoadedError for a job still getting its S3 list',
+      async () => {
+        await stageBothBuckets();
+        const loading = await insertJob(t, schema, BUCKET, OrcaStatus.GettingS3List);
+        await t.query(
+          `INSERT INTO "${schema}".reconcile_orphan_report (job_id, key_path, etag, last_update, size_in_bytes, storage_class)
+           VALUES ($1, 'stray/of-the-loading-job.h5', '"x"', '2025-01-01Z', 1, 'GLACIER')`,
+          [loading],
+        );
+        return {
+          jobId: loading,
+          orcaArchiveLocation: BUCKET,
+          error: InventoryNotLoadedError,
+          fields: { code: 'INVENTORY_NOT_LOADED', jobId: loading },
+          messageMentions: [String(loading)],
+        };
+      },
+    ],
+  ];
+
+  describe.each(wrongMessages)('%s', (_label, prepare) => {
+    it('through task: changes no row and leaves the message in the queue', async () => {
+      // Prepare
+      const wrong = await prepare();
+      const queue = sqs.createQueue({ fifo: true });
+      const message = await queue.sendAndReceiveJob({ jobId: wrong.jobId, orcaArchiveLocation: wrong.orcaArchiveLocation });
+      const before = await snapshotReconcileTables(t, schema);
+
+      // Act
+      const error = await task(
+        {
+          jobId: wrong.jobId,
+          orcaArchiveLocation: wrong.orcaArchiveLocation,
+          queueUrl: queue.url,
+          messageReceiptHandle: message.receiptHandle,
+        },
+        { database: t.db, sqs: sqs.sqs, schema, retry: noWait },
+      ).catch((thrown: unknown) => thrown);
+
+      // Assess
+      expect(error).toBeInstanceOf(wrong.error);
+      expect(error).toMatchObject(wrong.fields);
+      for (const text of wrong.messageMentions) expect((error as Error).message).toContain(text);
+      expect(await snapshotReconcileTables(t, schema)).toEqual(before);
+      expect(queue.messagesLeft()).toBe(1);
+    });
+
+    it('through generateReports: changes no row', async () => {
+      // Prepare
+      const wrong = await prepare();
+      const before = await snapshotReconcileTables(t, schema);
+
+      // Act
+      const error = await generateReports(
+        t.db,
+        { jobId: wrong.jobId, orcaArchiveLocation: wrong.orcaArchiveLocation },
+        { schema, retry: noWait },
+      ).catch((thrown: unknown) => thrown);
+
+      // Assess
+      expect(error).toBeInstanceOf(wrong.error);
+      expect(error).toMatchObject(wrong.fields);
+      expect(await snapshotReconcileTables(t, schema)).toEqual(before);
+    });
+  });
+
+  describe('StaleInventoryError', () => {
+    /**
+     * Job J1 staged on BUCKET, then a newer job J2 on the same bucket: the loader empties the
+     * partition and loads J2's listing. With `mixed`, J1's rows stay and J2's are added after
+     * them, so the first row of the partition is still J1's.
+     */
+    const stageNewerListing = async (mixed: boolean) => {
+      const otherJobId = await stageOtherBucket();
+      const older = await insertJob(t, schema, BUCKET);
+      await seedOneOfEachReport(t, schema, older, BUCKET);
+      const newer = await insertJob(t, schema, BUCKET, OrcaStatus.GettingS3List);
+      if (!mixed) {
+        await t.query(`DELETE FROM "${schema}".reconcile_s3_object WHERE orca_archive_location = $1`, [BUCKET]);
+      }
+      await seedOneOfEachReport(t, schema, newer, BUCKET);
+      await t.query(`UPDATE "${schema}".reconcile_job SET status_id = $2 WHERE id = $1`, [newer, OrcaStatus.Staged]);
+      return { older, newer, otherJobId };
+    };
+
+    const firstPartitionRowJob = async (): Promise<number> => {
+      const [row] = await t.query<{ job_id: string | number }>(
+        `SELECT job_id FROM "${schema}".reconcile_s3_object WHERE orca_archive_location = $1 LIMIT 1`,
+        [BUCKET],
+      );
+      return Number(row!.job_id);
+    };
+
+    const noReports = { phantoms: [], orphans: [], mismatches: [] };
+
+    describe.each([
+      ['a partition reloaded by a newer job', false],
+      ['a partition that mixes both jobs’ rows, the older job’s first', true],
+    ] as const)('%s', (_label, mixed) => {
+      it('through task: marks the job error with the message, writes no report and keeps the message', async () => {
+        // Prepare
+        const { older, newer, otherJobId } = await stageNewerListing(mixed);
+        expect(await firstPartitionRowJob()).toBe(mixed ? older : newer);
+        const queue = sqs.createQueue({ fifo: true });
+        const message = await queue.sendAndReceiveJob({ jobId: older, orcaArchiveLocation: BUCKET });
+        const newerJobBefore = await readJob(t, schema, newer);
+        const otherBefore = await otherBucketRows();
+        expect(otherBefore.length).toBeGreaterThan(0);
+
+        // Act
+        const error = await task(
+          { jobId: older, orcaArchiveLocation: BUCKET, queueUrl: queue.url, messageReceiptHandle: message.receiptHandle },
+          { database: t.db, sqs: sqs.sqs, schema, retry: noWait },
+        ).catch((thrown: unknown) => thrown);
+
+        // Assess
+        expect(error).toBeInstanceOf(StaleInventoryError);
+        expect(error).toMatchObject({
+          code: 'STALE_INVENTORY',
+          jobId: older,
+          inventoryJobId: newer,
+          orcaArchiveLocation: BUCKET,
+        });
+        const job = await readJob(t, schema, older);
+        expect(job.status_id).toBe(OrcaStatus.Error);
+        expect(job.error_message).toBe((error as Error).message);
+        expect(job.end_time).toBeInstanceOf(Date);
+        expect((await readStatusTrail(t, schema, older)).map((entry) => entry.status_id)).toEqual([
+          OrcaStatus.GeneratingReports,
+          OrcaStatus.Error,
+        ]);
+        expect(await readReports(t, schema, older)).toEqual(noReports);
+        expect(await readReports(t, schema, newer)).toEqual(noReports);
+        expect(await readJob(t, schema, newer)).toEqual(newerJobBefore);
+        expect(await otherBucketRows()).toEqual(otherBefore);
+        expect(otherBefore.some((row) => row.includes(`"job_id": ${otherJobId}`))).toBe(true);
+        expect(queue.messagesLeft()).toBe(1);
+      });
+
+      it('through generateReports: throws and changes no row', async () => {
+        // Prepare
+        const { older, newer } = await stageNewerListing(mixed);
+        expect(await firstPartitionRowJob()).toBe(mixed ? older : newer);
+        const before = await snapshotReconcileTables(t, schema);
+
+        // Act
+        const error = await generateReports(t.db, { jobId: older, orcaArchiveLocation: BUCKET }, { schema, retry: noWait }).catch(
+          (thrown: unknown) => thrown,
+        );
+
+        // Assess
+        expect(error).toBeInstanceOf(StaleInventoryError);
+        expect(error).toMatchObject({ jobId: older, inventoryJobId: newer, orcaArchiveLocation: BUCKET });
+        expect(await snapshotReconcileTables(t, schema)).toEqual(before);
+      });
+    });
+  });
+});
