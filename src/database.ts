@@ -48,9 +48,20 @@ export async function withTransaction<T>(database: Database, work: (tx: Queryabl
       broken = error;
     });
   } finally {
-    // A client that could not even roll back is in an unknown state: the pool must discard it.
+    // A client whose connection failed, or that could not roll back, must not be reused.
     client.release(broken);
   }
+}
+
+/** The event side of a `pg` client; PGlite and plain query functions have none. */
+interface ErrorEmitter {
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+function isErrorEmitter(client: unknown): client is ErrorEmitter {
+  const candidate = client as Partial<ErrorEmitter>;
+  return typeof candidate.on === 'function' && typeof candidate.off === 'function';
 }
 
 async function runOnClient<T>(
@@ -58,6 +69,12 @@ async function runOnClient<T>(
   work: (tx: Queryable) => Promise<T>,
   onBroken?: (error: Error) => void,
 ): Promise<T> {
+  // A pool stops listening to a client while it is lent out, and a pg client emits 'error' when
+  // its connection drops. Unheard, that event would end the process before the failed query
+  // could be retried; heard, the query itself rejects and the retry logic takes over.
+  const onError = (error: Error) => onBroken?.(error);
+  const emitter = isErrorEmitter(client) ? client : undefined;
+  emitter?.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -68,5 +85,7 @@ async function runOnClient<T>(
       onBroken?.(rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError)));
     });
     throw error;
+  } finally {
+    emitter?.off('error', onError);
   }
 }

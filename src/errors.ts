@@ -185,9 +185,12 @@ export class TimeoutError extends OrcaReconcileError {
   readonly budgetMs: number;
 
   constructor(operation: string, elapsedMs: number, budgetMs: number, options?: { cause?: unknown }) {
+    const seconds = (ms: number) => (ms / 1000).toFixed(1);
     super(
       'TIMEOUT',
-      `${operation} timed out after ${(elapsedMs / 1000).toFixed(1)} s (time budget ${(budgetMs / 1000).toFixed(1)} s)`,
+      budgetMs > 0
+        ? `${operation} timed out after ${seconds(elapsedMs)} s (time budget ${seconds(budgetMs)} s)`
+        : `${operation} timed out after ${seconds(elapsedMs)} s: its deadline had passed ${seconds(-budgetMs)} s before it started`,
       options,
     );
     this.elapsedMs = elapsedMs;
