@@ -1,6 +1,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import type { Database } from '../../src/database.js';
+import type { DbConnectInfo } from '../../src/handler.js';
 
 /** A database for one test file: the real server when DATABASE_URL is set, PGlite otherwise. */
 export interface TestDatabase {
@@ -47,4 +48,20 @@ export async function openTestDatabase(): Promise<TestDatabase> {
 /** A schema name no other test file uses. */
 export function uniqueSchemaName(prefix = 'orca_test'): string {
   return `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/**
+ * DATABASE_URL as connection info (the shape `getDbConnectInfo` returns), with `password` set
+ * (the test server's trust auth never asks for it) and `overrides` applied.
+ */
+export function databaseUrlConnectInfo(password: string, overrides: Partial<DbConnectInfo> = {}): DbConnectInfo {
+  const url = new URL(process.env.DATABASE_URL!);
+  return {
+    host: url.hostname,
+    port: url.port || '5432',
+    user_database: decodeURIComponent(url.pathname.slice(1)),
+    user_username: decodeURIComponent(url.username),
+    user_password: password,
+    ...overrides,
+  };
 }

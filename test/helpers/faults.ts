@@ -1,40 +1,6 @@
-import { createServer } from 'node:net';
 import pg from 'pg';
 import type { TestDatabase } from './database.js';
 import type { SeededKeys } from './scenarios.js';
-
-/**
- * First key of the library's two-key job lock (src/guard.ts): "ORCA" in ASCII, 0x4F524341. A test
- * session that takes `pg_advisory_lock(JOB_LOCK_NAMESPACE, jobId)` stands in for another worker
- * holding the job.
- */
-export const JOB_LOCK_NAMESPACE = 0x4f524341;
-
-/** First key of the gate lock of {@link installReportGate}: "GATE" in ASCII, apart from the job lock. */
-export const REPORT_GATE_NAMESPACE = 0x47415445;
-
-/**
- * Moves the schema's job ids to a random range. Advisory locks are per database, not per schema,
- * and the library keys its job lock (and these tests their gate lock) by job id alone: test
- * files running at the same time, each in its own schema, would otherwise all have a job 1 and
- * wait for each other's locks. Ids stay below 2^31 so that they are their own lock key.
- */
-export async function spreadJobIds(t: TestDatabase, schema: string): Promise<void> {
-  const start = 1_000_000 + Math.floor(Math.random() * 2_000_000_000);
-  await t.query(`SELECT setval(pg_get_serial_sequence($1, 'id'), $2::int8)`, [`"${schema}".reconcile_job`, start]);
-}
-
-/** A loopback port nothing listens on: bound by the system, then released. */
-export async function closedLoopbackPort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /**
  * A pg Pool on DATABASE_URL for the library under test, tagged with `applicationName` so the test
@@ -70,96 +36,6 @@ export function watchUnhandledClientErrors(pool: pg.Pool): string[] {
     };
   });
   return unhandled;
-}
-
-/** A session-level advisory lock held by a connection of its own until `release()`. */
-export interface HeldLock {
-  /** Backend pid of the holding session. */
-  pid: number;
-  release(): Promise<void>;
-}
-
-export async function holdAdvisoryLock(key1: number, key2: number): Promise<HeldLock> {
-  const url = process.env.DATABASE_URL;
-  if (!url) throw new Error('test fixture: holdAdvisoryLock needs DATABASE_URL');
-  const client = new pg.Client({ connectionString: url, application_name: 'orca-test-lock-holder' });
-  await client.connect();
-  const { rows } = await client.query<{ pid: number }>(
-    'SELECT pg_backend_pid() AS pid, pg_advisory_lock($1::int4, $2::int4)',
-    [key1, key2],
-  );
-  let released = false;
-  return {
-    pid: rows[0]!.pid,
-    async release() {
-      if (released) return;
-      released = true;
-      try {
-        await client.query('SELECT pg_advisory_unlock($1::int4, $2::int4)', [key1, key2]);
-      } finally {
-        await client.end();
-      }
-    },
-  };
-}
-
-/** A backend of the library under test as pg_stat_activity shows it. */
-export interface WaitingBackend {
-  pid: number;
-  /** Start of the backend's transaction, as text to keep PostgreSQL's microseconds. */
-  xact_start: string;
-  query: string;
-}
-
-/**
- * Polls pg_stat_activity (bounded by `timeoutMs`) until a backend of `applicationName` waits for
- * the two-key advisory lock `lock`, in a transaction that began after `startedAfter` when given.
- * Waiting on an observed state, not on the clock, orders the test.
- */
-export async function waitForLockWait(
-  t: TestDatabase,
-  applicationName: string,
-  lock: readonly [number, number],
-  options: { startedAfter?: string; timeoutMs?: number } = {},
-): Promise<WaitingBackend> {
-  const giveUpAt = Date.now() + (options.timeoutMs ?? 10_000);
-  for (;;) {
-    // A two-int4 advisory lock shows in pg_locks as classid = key1, objid = key2, objsubid = 2.
-    const rows = await t.query<WaitingBackend>(
-      `SELECT a.pid, a.xact_start::text AS xact_start, a.query
-       FROM pg_stat_activity a
-       JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted AND l.locktype = 'advisory'
-        AND l.classid::int8 = $2::int8 AND l.objid::int8 = $3::int8 AND l.objsubid = 2
-       WHERE a.application_name = $1 AND a.wait_event_type = 'Lock'
-         AND ($4::timestamptz IS NULL OR a.xact_start > $4::timestamptz)
-       ORDER BY a.xact_start LIMIT 1`,
-      [applicationName, lock[0], lock[1], options.startedAfter ?? null],
-    );
-    if (rows[0]) return rows[0];
-    if (Date.now() > giveUpAt) {
-      throw new Error(`test fixture: no backend of ${applicationName} started waiting for lock ${lock.join(', ')} in time`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/**
- * Adds a trigger that makes every orphan report row wait, inside the report transaction, for the
- * advisory lock (REPORT_GATE_NAMESPACE, job_id). Nobody holds that lock unless a test takes it, so
- * the trigger costs nothing otherwise; a test that holds it pauses the report transaction at a
- * known point, after the report rows are written and before they commit.
- */
-export async function installReportGate(t: TestDatabase, schema: string): Promise<void> {
-  const s = `"${schema}"`;
-  await t.exec(`
-CREATE FUNCTION ${s}.wait_at_report_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_advisory_xact_lock(${REPORT_GATE_NAMESPACE}, NEW.job_id::int4);
-  RETURN NULL;
-END
-$$;
-CREATE TRIGGER wait_at_report_gate AFTER INSERT ON ${s}.reconcile_orphan_report
-  FOR EACH ROW EXECUTE FUNCTION ${s}.wait_at_report_gate();`);
 }
 
 /** Row counts of a job's three reports as another session sees them (committed rows only). */

@@ -1,17 +1,4 @@
-import { createServer } from 'node:net';
 import { inspect } from 'node:util';
-
-/** A loopback port nothing listens on: bound once by the OS, then released. */
-export function closedLoopbackPort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /**
  * Paths (like `$.cause.errors.0.message`) of every place under `root` where `secret` appears:

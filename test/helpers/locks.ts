@@ -4,17 +4,22 @@ import type { TestDatabase } from './database.js';
 /**
  * Tools to order concurrent runs on the real server without sleeping: a test holds an advisory
  * lock from a session of its own, watches pg_locks until the runs it started queue up behind it,
- * and lets them go when it chooses. None of this works on PGlite (one session, no pg_locks
- * waiters), so the tests that use it run only when DATABASE_URL is set.
+ * and lets them go when it chooses. Holding and watching locks does not work on PGlite (one
+ * session, no pg_locks waiters), so the tests that do it run only when DATABASE_URL is set;
+ * spreadJobIds and the triggers (pause points, report gate) are harmless on either backend.
  */
 
 /**
- * First key of the job lock the library takes, restated from README/spec ("ORCA" in ASCII):
- * the tests hold the contract, they do not import the implementation's constant.
+ * First key of the library's two-key job lock (src/guard.ts), restated from README/spec ("ORCA"
+ * in ASCII, 0x4F524341): the tests hold the contract, they do not import the implementation's
+ * constant. A test session that takes `pg_advisory_lock(JOB_LOCK_NAMESPACE, jobId)` stands in
+ * for another worker holding the job.
  */
 export const JOB_LOCK_NAMESPACE = 0x4f524341;
 /** First key of the locks a test holds to stop a run at a chosen point ("TEST" in ASCII). */
 export const PAUSE_LOCK_NAMESPACE = 0x54455354;
+/** First key of the gate lock of {@link installReportGate}: "GATE" in ASCII, apart from the job lock. */
+export const REPORT_GATE_NAMESPACE = 0x47415445;
 
 /** A two-key advisory lock, as `pg_advisory_lock(int4, int4)` takes it. */
 export interface AdvisoryKey {
@@ -27,41 +32,55 @@ export function jobLockKey(jobId: number): AdvisoryKey {
   return { namespace: JOB_LOCK_NAMESPACE, key: jobId % 2 ** 31 };
 }
 
+/** The gate lock of job `jobId` that {@link installReportGate}'s trigger waits for. */
+export function reportGateKey(jobId: number): AdvisoryKey {
+  return { namespace: REPORT_GATE_NAMESPACE, key: jobId };
+}
+
 /** A pause lock no other test uses. */
 export function newPauseKey(): AdvisoryKey {
   return { namespace: PAUSE_LOCK_NAMESPACE, key: 1 + Math.floor(Math.random() * (2 ** 31 - 2)) };
 }
 
 /**
- * Moves the schema's job id sequence to a random point below 2^31. Every test file on the
- * server shares one advisory lock space, and job ids 1, 2, 3 ... in each file's own schema
- * would make files wait on each other's job locks.
+ * Moves the schema's job id sequence to a random point below 2^31. Advisory locks are per
+ * database, not per schema, and the library keys its job lock (and these tests their gate lock)
+ * by job id alone: test files running at the same time, each in its own schema, would otherwise
+ * all have a job 1 and wait for each other's locks. Ids stay below 2^31 so that they are their
+ * own lock key.
  */
 export async function spreadJobIds(t: TestDatabase, schema: string): Promise<void> {
   const start = 1_000_000 + Math.floor(Math.random() * 2_000_000_000);
   await t.query(`SELECT setval(pg_get_serial_sequence($1, 'id'), $2::int8)`, [`"${schema}".reconcile_job`, start]);
 }
 
-/** An advisory lock held by a session of its own, until `release()`. */
+/** A session-level advisory lock held by a connection of its own until `release()`. */
 export interface HeldLock {
+  /** Backend pid of the holding session. */
+  pid: number;
   release(): Promise<void>;
 }
 
 /** Opens a session on DATABASE_URL and takes the session-level advisory lock `lock` in it. */
 export async function holdAdvisoryLock(lock: AdvisoryKey): Promise<HeldLock> {
-  const client = new pg.Client({
-    connectionString: process.env.DATABASE_URL,
-    application_name: 'orca-reconcile-test-lock-holder',
-  });
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('test fixture: holdAdvisoryLock needs DATABASE_URL');
+  const client = new pg.Client({ connectionString: url, application_name: 'orca-reconcile-test-lock-holder' });
   await client.connect();
+  let pid: number;
   try {
-    await client.query('SELECT pg_advisory_lock($1::int4, $2::int4)', [lock.namespace, lock.key]);
+    const { rows } = await client.query<{ pid: number }>(
+      'SELECT pg_backend_pid() AS pid, pg_advisory_lock($1::int4, $2::int4)',
+      [lock.namespace, lock.key],
+    );
+    pid = rows[0]!.pid;
   } catch (error) {
     await client.end();
     throw error;
   }
   let released = false;
   return {
+    pid,
     async release() {
       if (released) return;
       released = true;
@@ -74,12 +93,40 @@ export async function holdAdvisoryLock(lock: AdvisoryKey): Promise<HeldLock> {
   };
 }
 
+/**
+ * The condition on pg_locks row `l` for the two-int4 advisory lock whose keys are the statement
+ * parameters `ns` and `key` (e.g. '$1', '$2'): such a lock shows as classid = key1, objid = key2,
+ * objsubid = 2.
+ */
+function advisoryLockMatch(l: string, ns: string, key: string): string {
+  return `${l}.locktype = 'advisory' AND ${l}.classid::int8 = ${ns}::int8 AND ${l}.objid::int8 = ${key}::int8
+    AND ${l}.objsubid = 2`;
+}
+
+/**
+ * Calls `read` every `intervalMs` until it returns a value, and fails with `giveUpMessage()`
+ * once `timeoutMs` have passed. The interval only spaces the reads; the order of events comes
+ * from what `read` observes.
+ */
+async function pollUntil<T>(
+  read: () => Promise<T | undefined>,
+  giveUpMessage: () => string,
+  timeoutMs: number,
+  intervalMs: number,
+): Promise<T> {
+  const giveUpAt = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value !== undefined) return value;
+    if (Date.now() > giveUpAt) throw new Error(giveUpMessage());
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
 /** Sessions now waiting for the advisory lock `lock` (granted holders are not counted). */
 export async function countLockWaiters(t: TestDatabase, lock: AdvisoryKey): Promise<number> {
   const [row] = await t.query<{ n: string | number }>(
-    `SELECT count(*) AS n FROM pg_locks
-     WHERE locktype = 'advisory' AND classid::int8 = $1::int8 AND objid::int8 = $2::int8 AND objsubid = 2
-       AND NOT granted`,
+    `SELECT count(*) AS n FROM pg_locks l WHERE ${advisoryLockMatch('l', '$1', '$2')} AND NOT l.granted`,
     [lock.namespace, lock.key],
   );
   return Number(row!.n);
@@ -95,17 +142,56 @@ export async function waitForLockWaiters(
   count: number,
   timeoutMs = 10_000,
 ): Promise<void> {
-  const giveUpAt = Date.now() + timeoutMs;
-  for (;;) {
-    const waiting = await countLockWaiters(t, lock);
-    if (waiting >= count) return;
-    if (Date.now() > giveUpAt) {
-      throw new Error(
-        `test fixture: ${waiting} of ${count} sessions waiting for advisory lock (${lock.namespace}, ${lock.key}) after ${timeoutMs} ms`,
+  let waiting = 0;
+  await pollUntil(
+    async () => {
+      waiting = await countLockWaiters(t, lock);
+      return waiting >= count ? waiting : undefined;
+    },
+    () =>
+      `test fixture: ${waiting} of ${count} sessions waiting for advisory lock (${lock.namespace}, ${lock.key}) after ${timeoutMs} ms`,
+    timeoutMs,
+    5,
+  );
+}
+
+/** A backend of the library under test as pg_stat_activity shows it. */
+export interface WaitingBackend {
+  pid: number;
+  /** Start of the backend's transaction, as text to keep PostgreSQL's microseconds. */
+  xact_start: string;
+  query: string;
+}
+
+/**
+ * Polls pg_stat_activity (bounded by `timeoutMs`) until a backend of `applicationName` waits for
+ * the advisory lock `lock`, in a transaction that began after `startedAfter` when given.
+ * Waiting on an observed state, not on the clock, orders the test.
+ */
+export async function waitForLockWait(
+  t: TestDatabase,
+  applicationName: string,
+  lock: AdvisoryKey,
+  options: { startedAfter?: string; timeoutMs?: number } = {},
+): Promise<WaitingBackend> {
+  return pollUntil(
+    async () => {
+      const rows = await t.query<WaitingBackend>(
+        `SELECT a.pid, a.xact_start::text AS xact_start, a.query
+         FROM pg_stat_activity a
+         JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted AND ${advisoryLockMatch('l', '$2', '$3')}
+         WHERE a.application_name = $1 AND a.wait_event_type = 'Lock'
+           AND ($4::timestamptz IS NULL OR a.xact_start > $4::timestamptz)
+         ORDER BY a.xact_start LIMIT 1`,
+        [applicationName, lock.namespace, lock.key, options.startedAfter ?? null],
       );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+      return rows[0];
+    },
+    () =>
+      `test fixture: no backend of ${applicationName} started waiting for lock ${lock.namespace}, ${lock.key} in time`,
+    options.timeoutMs ?? 10_000,
+    20,
+  );
 }
 
 /** Where a pause point stops a transaction: after a statement on a table, optionally only for some rows. */
@@ -141,6 +227,25 @@ END
 $$;
 CREATE TRIGGER "pause_${name}" AFTER ${target.event} ON ${s}.${target.table} ${forEach} EXECUTE FUNCTION ${fn}();`);
   return () => t.exec(`DROP TRIGGER "pause_${name}" ON ${s}.${target.table}; DROP FUNCTION ${fn}();`);
+}
+
+/**
+ * Adds a trigger that makes every orphan report row wait, inside the report transaction, for the
+ * advisory lock {@link reportGateKey}(job_id). Nobody holds that lock unless a test takes it, so
+ * the trigger costs nothing otherwise; a test that holds it pauses the report transaction at a
+ * known point, after the report rows are written and before they commit.
+ */
+export async function installReportGate(t: TestDatabase, schema: string): Promise<void> {
+  const s = `"${schema}"`;
+  await t.exec(`
+CREATE FUNCTION ${s}.wait_at_report_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(${REPORT_GATE_NAMESPACE}, NEW.job_id::int4);
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER wait_at_report_gate AFTER INSERT ON ${s}.reconcile_orphan_report
+  FOR EACH ROW EXECUTE FUNCTION ${s}.wait_at_report_gate();`);
 }
 
 /** A promise together with a flag that tells whether it has settled yet. */

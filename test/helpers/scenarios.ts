@@ -1,5 +1,6 @@
 import type { TestDatabase } from './database.js';
-import { insertFile, insertGranule, insertInventory } from './factories.js';
+import { insertFile, insertGranule, insertInventory, insertJob } from './factories.js';
+import type { TestQueue } from './sqs.js';
 
 /** Key paths of the rows {@link seedOneOfEachReport} makes, by the report each one lands in. */
 export interface SeededKeys {
@@ -40,4 +41,32 @@ export async function truncateReconcileTables(t: TestDatabase, schema: string): 
   const s = `"${schema}"`;
   await t.exec(`TRUNCATE ${s}.files, ${s}.granules, ${s}.reconcile_s3_object, ${s}.reconcile_job,
     ${s}.reconcile_phantom_report, ${s}.reconcile_orphan_report, ${s}.reconcile_catalog_mismatch_report CASCADE`);
+}
+
+/**
+ * An inventory key that {@link addPoisonedKeyConstraint} makes the orphan report refuse: a real
+ * constraint of the test schema that this key violates, so that report generation fails inside
+ * PostgreSQL itself.
+ */
+export const POISONED_KEY = 'poison/orphan.h5';
+
+/** Adds the constraint `orphan_key_is_not_poison`, which no orphan report row of {@link POISONED_KEY} passes. */
+export async function addPoisonedKeyConstraint(t: TestDatabase, schema: string): Promise<void> {
+  await t.exec(
+    `ALTER TABLE "${schema}".reconcile_orphan_report
+       ADD CONSTRAINT orphan_key_is_not_poison CHECK (key_path <> '${POISONED_KEY}')`,
+  );
+}
+
+/**
+ * A staged job of `bucket` with one row of each report to find (see {@link seedOneOfEachReport}),
+ * and its message received from `queue`; with the task's `input` and the handler's `event` for it.
+ */
+export async function stageJob(t: TestDatabase, schema: string, bucket: string, queue: TestQueue) {
+  const jobId = await insertJob(t, schema, bucket);
+  const keys = await seedOneOfEachReport(t, schema, jobId, bucket);
+  const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: bucket });
+  const input = { jobId, orcaArchiveLocation: bucket, queueUrl: queue.url, messageReceiptHandle: message.receiptHandle };
+  const event = { event: { jobId, orcaArchiveLocation: bucket, messageReceiptHandle: message.receiptHandle } };
+  return { jobId, keys, message, input, event };
 }

@@ -26,3 +26,11 @@ export async function snapshotReconcileTables(t: TestDatabase, schema: string): 
   const rows = await t.query<{ row: string }>(`SELECT row FROM (${selects.join('\nUNION ALL\n')}) AS all_rows ORDER BY row COLLATE "C"`);
   return rows.map((r) => r.row);
 }
+
+/** Every job row, as JSON text with timestamps to the microsecond, by id. */
+export async function snapshotJobs(t: TestDatabase, schema: string): Promise<string[]> {
+  const rows = await t.query<{ row: string }>(
+    `SELECT to_jsonb(j)::text AS row FROM "${schema}".reconcile_job j ORDER BY id`,
+  );
+  return rows.map((r) => r.row);
+}

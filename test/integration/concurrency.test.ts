@@ -14,6 +14,7 @@ import {
   waitForLockWaiters,
 } from '../helpers/locks.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { noWait } from '../helpers/retry.js';
 import { type SeededKeys, seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
 import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
 import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
@@ -21,7 +22,6 @@ import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js'
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';
 const WORKERS = 8;
-const noWait = { sleep: async () => undefined, random: () => 0 };
 
 describe('concurrent runs', () => {
   let t: TestDatabase;

@@ -3,29 +3,18 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseError, OrcaStatus, QueueError, task } from '../../src/index.js';
 import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertInventory, insertJob, readJob, readReports } from '../helpers/factories.js';
-import {
-  REPORT_GATE_NAMESPACE,
-  closedLoopbackPort,
-  expectedOneOfEachReportRows,
-  holdAdvisoryLock,
-  installReportGate,
-  libraryPool,
-  spreadJobIds,
-  visibleReportCounts,
-  waitForLockWait,
-  watchUnhandledClientErrors,
-} from '../helpers/faults.js';
+import { insertInventory, readJob, readReports } from '../helpers/factories.js';
+import { expectedOneOfEachReportRows, libraryPool, visibleReportCounts, watchUnhandledClientErrors } from '../helpers/faults.js';
+import { holdAdvisoryLock, installReportGate, reportGateKey, spreadJobIds, waitForLockWait } from '../helpers/locks.js';
+import { closedLoopbackPort } from '../helpers/network.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
+import { recordedBackoff } from '../helpers/retry.js';
+import { POISONED_KEY, addPoisonedKeyConstraint, stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
 import { captureLogger, recordCalls } from '../helpers/spy.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
+import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
 
 const BUCKET = 'prefix-orca-primary';
-// A real constraint of the test schema that one inventory key violates, so that report
-// generation fails inside PostgreSQL itself.
-const POISONED_KEY = 'poison/orphan.h5';
 
 describe('faults', () => {
   let t: TestDatabase;
@@ -40,10 +29,7 @@ describe('faults', () => {
     await installStatusTrail(t, schema);
     await installReportGate(t, schema);
     await spreadJobIds(t, schema);
-    await t.exec(
-      `ALTER TABLE "${schema}".reconcile_orphan_report
-         ADD CONSTRAINT orphan_key_is_not_poison CHECK (key_path <> '${POISONED_KEY}')`,
-    );
+    await addPoisonedKeyConstraint(t, schema);
     sqs = await startTestSqs();
   });
   afterAll(async () => {
@@ -54,20 +40,6 @@ describe('faults', () => {
   beforeEach(async () => {
     await truncateReconcileTables(t, schema);
   });
-
-  /** Retry settings that record each backoff instead of waiting it out. */
-  const recordedBackoff = () => {
-    const waits: number[] = [];
-    return { waits, retry: { sleep: async (ms: number) => void waits.push(ms), random: () => 0 } };
-  };
-
-  const stageJob = async (queue: TestQueue) => {
-    const jobId = await insertJob(t, schema, BUCKET);
-    const keys = await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
-    const input = { jobId, orcaArchiveLocation: BUCKET, queueUrl: queue.url, messageReceiptHandle: message.receiptHandle };
-    return { jobId, keys, message, input };
-  };
 
   /** The job row as stored, every column, as text to the microsecond. */
   const jobRow = async (jobId: number): Promise<string> => {
@@ -94,9 +66,9 @@ describe('faults', () => {
       const pool = libraryPool(applicationName);
       const unhandledClientErrors = watchUnhandledClientErrors(pool);
       const queue = sqs.createQueue({ fifo: true });
-      const { jobId, keys, input } = await stageJob(queue);
+      const { jobId, keys, input } = await stageJob(t, schema, BUCKET, queue);
       const expected = await expectedOneOfEachReportRows(t, jobId, BUCKET, keys);
-      const gate = await holdAdvisoryLock(REPORT_GATE_NAMESPACE, jobId);
+      const gate = await holdAdvisoryLock(reportGateKey(jobId));
       const { waits, retry } = recordedBackoff();
       const { logger, lines } = captureLogger();
 
@@ -108,7 +80,7 @@ describe('faults', () => {
       let victim: number | undefined;
       let result: unknown;
       try {
-        const paused = await waitForLockWait(t, applicationName, [REPORT_GATE_NAMESPACE, jobId]);
+        const paused = await waitForLockWait(t, applicationName, reportGateKey(jobId));
         victim = paused.pid;
         visibleWhilePaused = await visibleReportCounts(t, schema, jobId);
         statusWhilePaused = (await readJob(t, schema, jobId)).status_id;
@@ -159,7 +131,7 @@ describe('faults', () => {
     const database = recordCalls(unreachable);
     const client = recordCalls(sqs.sqs);
     const queue = sqs.createQueue({ fifo: true });
-    const { jobId, input } = await stageJob(queue);
+    const { jobId, input } = await stageJob(t, schema, BUCKET, queue);
     const before = await jobRow(jobId);
     const { waits, retry } = recordedBackoff();
     const { logger, lines } = captureLogger();
@@ -203,7 +175,7 @@ describe('faults', () => {
     });
     const down = recordCalls(downSqs);
     const queue = sqs.createQueue({ fifo: true });
-    const { jobId, keys, message, input } = await stageJob(queue);
+    const { jobId, keys, message, input } = await stageJob(t, schema, BUCKET, queue);
     const expected = await expectedOneOfEachReportRows(t, jobId, BUCKET, keys);
     const { waits, retry } = recordedBackoff();
 
@@ -253,7 +225,7 @@ describe('faults', () => {
     // Prepare: report generation fails on a real constraint, and the database refuses to set
     // this job to error.
     const queue = sqs.createQueue();
-    const { jobId, input } = await stageJob(queue);
+    const { jobId, input } = await stageJob(t, schema, BUCKET, queue);
     await insertInventory(t, schema, { jobId, bucket: BUCKET, keyPath: POISONED_KEY });
     const s = `"${schema}"`;
     await t.exec(`

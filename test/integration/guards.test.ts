@@ -12,6 +12,7 @@ import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helper
 import { insertJob, readJob, readReports } from '../helpers/factories.js';
 import { spreadJobIds } from '../helpers/locks.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { noWait } from '../helpers/retry.js';
 import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
 import { snapshotReconcileTables } from '../helpers/snapshot.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
@@ -19,7 +20,6 @@ import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js'
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';
-const noWait = { sleep: async () => undefined, random: () => 0 };
 
 describe('the checks a run makes before it writes', () => {
   let t: TestDatabase;

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
@@ -9,15 +8,17 @@ import {
   type DbConnectInfo,
   type HandlerOptions,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertInventory, insertJob, readJob } from '../helpers/factories.js';
+import { databaseUrlConnectInfo, openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
+import { insertInventory, readJob } from '../helpers/factories.js';
+import { closedLoopbackPort } from '../helpers/network.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
+import { noWait } from '../helpers/retry.js';
+import { POISONED_KEY, addPoisonedKeyConstraint, stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
+import { snapshotJobs } from '../helpers/snapshot.js';
 import { captureLogger, recordCalls } from '../helpers/spy.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
+import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
-const POISONED_KEY = 'poison/orphan.h5';
 // Set on every connection info below; the test server's trust auth never asks for it.
 const PASSWORD = 'not-a-real-Passw0rd-4711';
 
@@ -26,15 +27,11 @@ describe('createHandler', () => {
   let dropSchema: () => Promise<void>;
   let sqs: TestSqs;
   const schema = uniqueSchemaName();
-  const noWait = { sleep: async () => undefined, random: () => 0 };
 
   beforeAll(async () => {
     t = await openTestDatabase();
     dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
-    await t.exec(
-      `ALTER TABLE "${schema}".reconcile_orphan_report
-         ADD CONSTRAINT orphan_key_is_not_poison CHECK (key_path <> '${POISONED_KEY}')`,
-    );
+    await addPoisonedKeyConstraint(t, schema);
     sqs = await startTestSqs();
   });
   afterAll(async () => {
@@ -46,24 +43,10 @@ describe('createHandler', () => {
     await truncateReconcileTables(t, schema);
   });
 
-  /** A staged job with one row of each report to find, and its message received from `queue`. */
-  const stageJob = async (queue: TestQueue) => {
-    const jobId = await insertJob(t, schema, BUCKET);
-    await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
-    const event = { event: { jobId, orcaArchiveLocation: BUCKET, messageReceiptHandle: message.receiptHandle } };
-    return { jobId, message, event };
-  };
-
-  const snapshotJobs = async (): Promise<string[]> =>
-    (
-      await t.query<{ row: string }>(`SELECT to_jsonb(j)::text AS row FROM "${schema}".reconcile_job j ORDER BY id`)
-    ).map((r) => r.row);
-
   it('runs a job end to end: returns the counts, marks the job success and deletes the message', async () => {
     // Prepare
     const queue = sqs.createQueue({ fifo: true });
-    const { jobId, event } = await stageJob(queue);
+    const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const handler = createHandler({
       database: t.db,
       sqs: sqs.sqs,
@@ -90,7 +73,7 @@ describe('createHandler', () => {
   it('marks the job error and keeps the message when report generation fails', async () => {
     // Prepare
     const queue = sqs.createQueue();
-    const { jobId, event } = await stageJob(queue);
+    const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     await insertInventory(t, schema, { jobId, bucket: BUCKET, keyPath: POISONED_KEY });
     const handler = createHandler({ database: t.db, sqs: sqs.sqs, queueUrl: queue.url, env: {}, schema, retry: noWait });
 
@@ -131,7 +114,7 @@ describe('createHandler', () => {
     it.each(badEvents)('%s', async (_label, event, field) => {
       // Prepare
       const queue = sqs.createQueue();
-      const staged = await stageJob(queue);
+      const staged = await stageJob(t, schema, BUCKET, queue);
       const database = recordCalls(t.db);
       const client = recordCalls(sqs.sqs);
       let databaseFactoryCalls = 0;
@@ -146,7 +129,7 @@ describe('createHandler', () => {
         schema,
         retry: noWait,
       });
-      const before = await snapshotJobs();
+      const before = await snapshotJobs(t, schema);
 
       // Act
       const failure = handler(event);
@@ -157,7 +140,7 @@ describe('createHandler', () => {
       expect(databaseFactoryCalls).toBe(0);
       expect(database.calls).toEqual([]);
       expect(client.calls).toEqual([]);
-      expect(await snapshotJobs()).toEqual(before);
+      expect(await snapshotJobs(t, schema)).toEqual(before);
       expect((await readJob(t, schema, staged.jobId)).status_id).toBe(OrcaStatus.Staged);
       expect(queue.messagesLeft()).toBe(1);
     });
@@ -220,7 +203,7 @@ describe('createHandler', () => {
     // Prepare
     const { logger, lines } = captureLogger();
     const queue = sqs.createQueue();
-    const { jobId, event } = await stageJob(queue);
+    const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const handler = createHandler({
       getDbConnectInfo: async () =>
         ({ host: '127.0.0.1', port: 5432, user_username: 'postgres', user_password: PASSWORD }) as unknown as DbConnectInfo,
@@ -246,17 +229,10 @@ describe('createHandler', () => {
 
   it('keeps the password out of errors and log lines when the database cannot be reached', async () => {
     // Prepare: a loopback port nothing listens on.
-    const closedPort = await new Promise<number>((resolve, reject) => {
-      const probe = createServer();
-      probe.once('error', reject);
-      probe.listen(0, '127.0.0.1', () => {
-        const address = probe.address();
-        probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
+    const closedPort = await closedLoopbackPort();
     const { logger, lines } = captureLogger();
     const queue = sqs.createQueue();
-    const { jobId, event } = await stageJob(queue);
+    const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const handler = createHandler({
       getDbConnectInfo: async () => ({
         host: '127.0.0.1',
@@ -291,22 +267,15 @@ describe('createHandler', () => {
     'builds one pool from getDbConnectInfo, reuses it across invocations and ends it on close()',
     async () => {
       // Prepare
-      const url = new URL(process.env.DATABASE_URL!);
       const applicationName = `orca-reconcile-handler-test-${process.pid}`;
       let connectInfoCalls = 0;
       const { logger, lines } = captureLogger();
       const queue = sqs.createQueue({ fifo: true });
-      const first = await stageJob(queue);
+      const first = await stageJob(t, schema, BUCKET, queue);
       const handler = createHandler({
         getDbConnectInfo: async () => {
           connectInfoCalls += 1;
-          return {
-            host: url.hostname,
-            port: url.port || '5432',
-            user_database: decodeURIComponent(url.pathname.slice(1)),
-            user_username: decodeURIComponent(url.username),
-            user_password: PASSWORD,
-          };
+          return databaseUrlConnectInfo(PASSWORD);
         },
         poolConfig: { application_name: applicationName },
         sqs: sqs.sqs,
@@ -328,7 +297,7 @@ describe('createHandler', () => {
       // that each job finds one row of each report.
       const firstOutput = await handler(first.event);
       await t.exec(`TRUNCATE "${schema}".files, "${schema}".granules, "${schema}".reconcile_s3_object`);
-      const second = await stageJob(queue);
+      const second = await stageJob(t, schema, BUCKET, queue);
       const secondOutput = await handler(second.event);
       const openWhileWarm = await connectionsOfHandler();
       await handler.close();

@@ -16,6 +16,7 @@ import {
 import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
 import { insertJob, readJob } from '../helpers/factories.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { noWait } from '../helpers/retry.js';
 import { seedOneOfEachReport } from '../helpers/scenarios.js';
 import { captureLogger, recordCalls } from '../helpers/spy.js';
 import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
@@ -31,7 +32,6 @@ const MISSING_JOB_ID = Number.MAX_SAFE_INTEGER;
 const TEN_MB = 10 * 1024 * 1024;
 const SQL = "'; DROP TABLE files; --";
 const HANDLE = 'AQEB-hostile-input-handle';
-const noWait = { sleep: async () => undefined, random: () => 0 };
 const prototypeNamesAtStart = Object.getOwnPropertyNames(Object.prototype).sort();
 
 interface Jobs {

@@ -3,6 +3,7 @@ import { InvalidInputError, JobNotFoundError, OrcaStatus, updateJob } from '../.
 import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
 import { insertJob, readJob } from '../helpers/factories.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { snapshotJobs } from '../helpers/snapshot.js';
 
 const BUCKET = 'prefix-orca-primary';
 
@@ -19,12 +20,6 @@ describe('updateJob', () => {
     await dropSchema?.();
     await t?.close();
   });
-
-  /** Every reconcile_job row as text, timestamps to the microsecond. */
-  const snapshotJobs = async (): Promise<string[]> =>
-    (
-      await t.query<{ row: string }>(`SELECT to_jsonb(j)::text AS row FROM "${schema}".reconcile_job j ORDER BY id`)
-    ).map((r) => r.row);
 
   const databaseNow = async (): Promise<Date> => {
     const [row] = await t.query<{ now: Date }>('SELECT clock_timestamp() AS now');
@@ -109,7 +104,7 @@ describe('updateJob', () => {
   ])('refuses error status with a %s message and leaves the row as it was', async (_label, errorMessage) => {
     // Prepare
     const jobId = await insertJob(t, schema, BUCKET, OrcaStatus.GeneratingReports);
-    const before = await snapshotJobs();
+    const before = await snapshotJobs(t, schema);
 
     // Act
     const update = updateJob(t.db, { jobId, status: OrcaStatus.Error, errorMessage }, { schema });
@@ -117,7 +112,7 @@ describe('updateJob', () => {
     // Assess
     await expect(update).rejects.toBeInstanceOf(InvalidInputError);
     await expect(update).rejects.toMatchObject({ code: 'INVALID_INPUT', field: 'errorMessage' });
-    expect(await snapshotJobs()).toEqual(before);
+    expect(await snapshotJobs(t, schema)).toEqual(before);
   });
 
   it.each([
@@ -128,21 +123,21 @@ describe('updateJob', () => {
   ])('refuses a message with status %s and leaves the row as it was', async (_label, status) => {
     // Prepare
     const jobId = await insertJob(t, schema, BUCKET, OrcaStatus.GeneratingReports);
-    const before = await snapshotJobs();
+    const before = await snapshotJobs(t, schema);
 
     // Act
     const update = updateJob(t.db, { jobId, status, errorMessage: 'should not be stored' }, { schema });
 
     // Assess
     await expect(update).rejects.toMatchObject({ name: 'InvalidInputError', field: 'errorMessage' });
-    expect(await snapshotJobs()).toEqual(before);
+    expect(await snapshotJobs(t, schema)).toEqual(before);
   });
 
   it('throws JobNotFoundError for an id no job has, and changes no row', async () => {
     // Prepare
     const existing = await insertJob(t, schema, BUCKET);
     const missing = existing + 1000;
-    const before = await snapshotJobs();
+    const before = await snapshotJobs(t, schema);
 
     // Act
     const update = updateJob(t.db, { jobId: missing, status: OrcaStatus.Success }, { schema });
@@ -150,7 +145,7 @@ describe('updateJob', () => {
     // Assess
     await expect(update).rejects.toBeInstanceOf(JobNotFoundError);
     await expect(update).rejects.toMatchObject({ code: 'JOB_NOT_FOUND', jobId: missing });
-    expect(await snapshotJobs()).toEqual(before);
+    expect(await snapshotJobs(t, schema)).toEqual(before);
   });
 
   it.each([
@@ -164,13 +159,13 @@ describe('updateJob', () => {
   ])('refuses status %s with InvalidInputError naming status, before any change', async (_label, status) => {
     // Prepare
     const jobId = await insertJob(t, schema, BUCKET);
-    const before = await snapshotJobs();
+    const before = await snapshotJobs(t, schema);
 
     // Act
     const update = updateJob(t.db, { jobId, status: status as OrcaStatus }, { schema });
 
     // Assess
     await expect(update).rejects.toMatchObject({ name: 'InvalidInputError', field: 'status' });
-    expect(await snapshotJobs()).toEqual(before);
+    expect(await snapshotJobs(t, schema)).toEqual(before);
   });
 });

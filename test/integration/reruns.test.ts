@@ -5,13 +5,12 @@ import { insertInventory, insertJob, readJob, readReports } from '../helpers/fac
 import { holdAdvisoryLock, installPausePoint, newPauseKey, spreadJobIds, track, waitForLockWaiters } from '../helpers/locks.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
 import { runReferenceReports } from '../helpers/reference-reports.js';
+import { noWait } from '../helpers/retry.js';
 import { type SeededKeys, seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
 import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
 import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
 
 const BUCKET = 'prefix-orca-primary';
-// Retries would only hide a failure here: none of these runs meets a transient error.
-const noWait = { sleep: async () => undefined, random: () => 0 };
 
 describe('running a job again', () => {
   let t: TestDatabase;

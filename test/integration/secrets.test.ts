@@ -9,17 +9,12 @@ import {
   type DbConnectInfo,
   type SqsSender,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
+import { databaseUrlConnectInfo, openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
 import { insertJob, readJob } from '../helpers/factories.js';
-import {
-  captureRawLogger,
-  closedLoopbackPort,
-  ownPropertyJson,
-  secretPaths,
-  whereSecretShows,
-  type RawLogLine,
-} from '../helpers/leak-scan.js';
+import { captureRawLogger, ownPropertyJson, secretPaths, whereSecretShows, type RawLogLine } from '../helpers/leak-scan.js';
+import { closedLoopbackPort } from '../helpers/network.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { recordedBackoff } from '../helpers/retry.js';
 import { seedOneOfEachReport } from '../helpers/scenarios.js';
 import { recordCalls } from '../helpers/spy.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
@@ -30,12 +25,6 @@ const ADMIN_PASSWORD = `Adm1n-Pa55word-${randomBytes(12).toString('hex')}`;
 const BUCKET = 'prefix-orca-primary';
 const QUEUE_URL = 'http://127.0.0.1:9/000000000000/orca-internal-report-queue';
 const event = { event: { jobId: 1, orcaArchiveLocation: BUCKET, messageReceiptHandle: 'AQEB-secrets' } };
-
-/** Retry settings that record each backoff instead of waiting it out. */
-const recordedBackoff = () => {
-  const waits: number[] = [];
-  return { waits, retry: { sleep: async (ms: number) => void waits.push(ms), random: () => 0 } };
-};
 
 /** An SQS client that must never be used: every call is recorded, and fails. */
 const unusedSqs = (): { spy: SqsSender; calls: string[] } =>
@@ -222,19 +211,6 @@ describe('secrets', () => {
       await t?.close();
     });
 
-    /** Connection info of DATABASE_URL, with the test password (trust auth never asks for it). */
-    const connectInfo = (overrides: Partial<DbConnectInfo> = {}): DbConnectInfo => {
-      const url = new URL(process.env.DATABASE_URL!);
-      return {
-        host: url.hostname,
-        port: url.port || '5432',
-        user_database: decodeURIComponent(url.pathname.slice(1)),
-        user_username: decodeURIComponent(url.username),
-        user_password: PASSWORD,
-        ...overrides,
-      };
-    };
-
     it.runIf(usingPostgres)(
       'runs a job with the password in the connection info, logs nothing of it at any level, and ends every connection on close()',
       async () => {
@@ -254,7 +230,7 @@ describe('secrets', () => {
         const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
         const { logger, lines } = captureRawLogger();
         const handler = createHandler({
-          getDbConnectInfo: async () => connectInfo(),
+          getDbConnectInfo: async () => databaseUrlConnectInfo(PASSWORD),
           poolConfig: { Client: RecordingClient },
           sqs: sqs.sqs,
           queueUrl: queue.url,
@@ -301,7 +277,7 @@ describe('secrets', () => {
       const { waits, retry } = recordedBackoff();
       const sqs = unusedSqs();
       const handler = createHandler({
-        getDbConnectInfo: async () => connectInfo({ user_username: role }),
+        getDbConnectInfo: async () => databaseUrlConnectInfo(PASSWORD, { user_username: role }),
         sqs: sqs.spy,
         queueUrl: QUEUE_URL,
         env: {},

@@ -11,15 +11,13 @@ import {
 import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
 import { insertJob, insertInventory, readJob, readReports } from '../helpers/factories.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
+import { recordedBackoff } from '../helpers/retry.js';
+import { POISONED_KEY, addPoisonedKeyConstraint, seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
 import { recordCalls } from '../helpers/spy.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
 
 const BUCKET = 'prefix-orca-primary';
-// A real constraint of the test schema that one inventory key violates, so that report
-// generation fails inside PostgreSQL itself.
-const POISONED_KEY = 'poison/orphan.h5';
 
 describe('task', () => {
   let t: TestDatabase;
@@ -31,10 +29,7 @@ describe('task', () => {
     t = await openTestDatabase();
     dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await installStatusTrail(t, schema);
-    await t.exec(
-      `ALTER TABLE "${schema}".reconcile_orphan_report
-         ADD CONSTRAINT orphan_key_is_not_poison CHECK (key_path <> '${POISONED_KEY}')`,
-    );
+    await addPoisonedKeyConstraint(t, schema);
     sqs = await startTestSqs();
   });
   afterAll(async () => {
@@ -45,12 +40,6 @@ describe('task', () => {
   beforeEach(async () => {
     await truncateReconcileTables(t, schema);
   });
-
-  /** Retry settings that record each backoff instead of waiting it out. */
-  const recordedBackoff = () => {
-    const waits: number[] = [];
-    return { waits, retry: { sleep: async (ms: number) => void waits.push(ms), random: () => 0 } };
-  };
 
   const databaseNow = async (): Promise<number> => {
     const [row] = await t.query<{ now: Date }>('SELECT clock_timestamp() AS now');

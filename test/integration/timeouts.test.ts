@@ -2,19 +2,20 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseError, OrcaStatus, TimeoutError, createHandler, type HandlerOptions } from '../../src/index.js';
 import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob, readReports } from '../helpers/factories.js';
+import { readJob, readReports } from '../helpers/factories.js';
+import { libraryPool } from '../helpers/faults.js';
 import {
-  JOB_LOCK_NAMESPACE,
-  REPORT_GATE_NAMESPACE,
-  closedLoopbackPort,
   holdAdvisoryLock,
   installReportGate,
-  libraryPool,
+  jobLockKey,
+  reportGateKey,
   spreadJobIds,
   waitForLockWait,
-} from '../helpers/faults.js';
+} from '../helpers/locks.js';
+import { closedLoopbackPort } from '../helpers/network.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
+import { recordedBackoff } from '../helpers/retry.js';
+import { stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
 import { captureLogger, recordCalls } from '../helpers/spy.js';
 import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
 import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
@@ -65,20 +66,6 @@ describe('timeouts', () => {
     await truncateReconcileTables(t, schema);
   });
 
-  /** Retry settings that record each backoff instead of waiting it out. */
-  const recordedBackoff = () => {
-    const waits: number[] = [];
-    return { waits, retry: { sleep: async (ms: number) => void waits.push(ms), random: () => 0 } };
-  };
-
-  const stageJob = async (queue: TestQueue) => {
-    const jobId = await insertJob(t, schema, BUCKET);
-    await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
-    const event = { event: { jobId, orcaArchiveLocation: BUCKET, messageReceiptHandle: message.receiptHandle } };
-    return { jobId, message, event };
-  };
-
   const handlerFor = (queue: TestQueue, database: HandlerOptions['database']) => {
     const { logger, lines } = captureLogger();
     const { waits, retry } = recordedBackoff();
@@ -100,8 +87,8 @@ describe('timeouts', () => {
     async () => {
       // Prepare: the report statement will wait, inside its transaction, for a lock this test holds.
       const queue = sqs.createQueue({ fifo: true });
-      const { jobId, event } = await stageJob(queue);
-      const gate = await holdAdvisoryLock(REPORT_GATE_NAMESPACE, jobId);
+      const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
+      const gate = await holdAdvisoryLock(reportGateKey(jobId));
       const { handler, lines, waits } = handlerFor(queue, library!);
       const { endsAt, context } = lambdaContext(MARGIN_MS + BUDGET_MS);
       const startedAt = Date.now();
@@ -150,8 +137,8 @@ describe('timeouts', () => {
     async () => {
       // Prepare: another session holds the job's lock when the run starts.
       const queue = sqs.createQueue();
-      const { jobId, event } = await stageJob(queue);
-      const holder = await holdAdvisoryLock(JOB_LOCK_NAMESPACE, jobId);
+      const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
+      const holder = await holdAdvisoryLock(jobLockKey(jobId));
       const { handler, lines } = handlerFor(queue, library!);
       const { endsAt, context } = lambdaContext(MARGIN_MS + BUDGET_MS);
       const startedAt = Date.now();
@@ -161,7 +148,7 @@ describe('timeouts', () => {
       const outcome = handler(event, context).catch((thrown: unknown) => thrown);
       let error: unknown;
       try {
-        const jobLock = [JOB_LOCK_NAMESPACE, jobId] as const;
+        const jobLock = jobLockKey(jobId);
         const first = await waitForLockWait(t, applicationName, jobLock);
         await waitForLockWait(t, applicationName, jobLock, { startedAfter: first.xact_start });
         expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Staged);
@@ -197,8 +184,8 @@ describe('timeouts', () => {
     async () => {
       // Prepare: another session holds the job's lock for the whole invocation.
       const queue = sqs.createQueue();
-      const { jobId, event } = await stageJob(queue);
-      const holder = await holdAdvisoryLock(JOB_LOCK_NAMESPACE, jobId);
+      const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
+      const holder = await holdAdvisoryLock(jobLockKey(jobId));
       const { handler, lines } = handlerFor(queue, library!);
       const { endsAt, context } = lambdaContext(MARGIN_MS + BUDGET_MS);
       const startedAt = Date.now();
@@ -236,7 +223,7 @@ describe('timeouts', () => {
   it('gives up at once when the deadline has already passed as the handler starts, and marks the job error', async () => {
     // Prepare: the invocation has less time left than the margin, so the deadline is 1 s ago.
     const queue = sqs.createQueue();
-    const { jobId, event } = await stageJob(queue);
+    const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const { handler, waits } = handlerFor(queue, t.db);
     const { endsAt, context } = lambdaContext(MARGIN_MS - 1_000);
     const startedAt = Date.now();
@@ -274,7 +261,7 @@ describe('timeouts', () => {
     unreachable.on('error', () => undefined);
     const database = recordCalls(unreachable);
     const queue = sqs.createQueue();
-    const { jobId, event } = await stageJob(queue);
+    const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const waits: number[] = [];
     let slept = 0;
     const { logger, lines } = captureLogger();

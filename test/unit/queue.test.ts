@@ -1,6 +1,7 @@
 import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError, QueueError, removeJobFromQueue, type SqsSender } from '../../src/index.js';
+import { recordedBackoff } from '../helpers/retry.js';
 import { recordCalls } from '../helpers/spy.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
@@ -26,12 +27,6 @@ function flakySqs(failures: number): SqsSender & { commands: DeleteMessageComman
       return {};
     },
   };
-}
-
-/** Retry settings that record each backoff instead of waiting it out; jitter fixed at 0.5 s. */
-function recordedBackoff() {
-  const waits: number[] = [];
-  return { waits, retry: { sleep: async (ms: number) => void waits.push(ms), random: () => 0.5 } };
 }
 
 describe('removeJobFromQueue', () => {
@@ -81,7 +76,7 @@ describe('removeJobFromQueue', () => {
   it('retries a throttled delete (client double: injected fault)', async () => {
     // Prepare
     const client = flakySqs(2);
-    const { waits, retry } = recordedBackoff();
+    const { waits, retry } = recordedBackoff(0.5);
 
     // Act
     await removeJobFromQueue(client, { queueUrl: QUEUE_URL, receiptHandle: 'handle-1' }, { retry });
@@ -99,7 +94,7 @@ describe('removeJobFromQueue', () => {
   it('throws QueueError with the last failure as cause after 3 retries (client double: injected fault)', async () => {
     // Prepare
     const client = flakySqs(Number.POSITIVE_INFINITY);
-    const { waits, retry } = recordedBackoff();
+    const { waits, retry } = recordedBackoff(0.5);
     const { logger, lines } = (() => {
       const kept: string[] = [];
       return { logger: { warn: (line: string) => void kept.push(line) }, lines: kept };
@@ -128,7 +123,7 @@ describe('removeJobFromQueue', () => {
     const message = await queue.sendAndReceiveJob({ jobId: 3, orcaArchiveLocation: 'prefix-orca-primary' });
     const missingQueueUrl = queue.url.replace(queue.name, 'orca-no-such-queue');
     const client = recordCalls(sqs.sqs);
-    const { waits, retry } = recordedBackoff();
+    const { waits, retry } = recordedBackoff(0.5);
 
     // Act
     const error = await removeJobFromQueue(
