@@ -1,14 +1,16 @@
 // Cold start: import the built package and construct the handler in fresh Node processes, and
 // the size of dist/.   npm run bench:cold-start [-- --processes 10]
 import { execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { median } from './report.ts';
+import { median } from './report.js';
 
 const { values: args } = parseArgs({ options: { processes: { type: 'string', default: '10' } } });
 const processes = Number(args.processes);
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
+const DOC = new URL('../docs/performance.md', import.meta.url);
 
 function measure(format: 'esm' | 'cjs'): number[] {
   const load =
@@ -30,9 +32,30 @@ process.stdout.write(String(performance.now() - t0));`;
 const esm = measure('esm');
 const cjs = measure('cjs');
 const files = readdirSync(dist).map((name) => ({ name, bytes: statSync(`${dist}${name}`).size }));
+const kB = (bytes: number): string => (bytes / 1024).toFixed(1);
 const total = files.reduce((sum, file) => sum + file.bytes, 0);
-console.log(`import + createHandler, median of ${processes} fresh processes:`);
-console.log(`  ESM ${median(esm).toFixed(1)} ms (min ${Math.min(...esm).toFixed(1)}, max ${Math.max(...esm).toFixed(1)})`);
-console.log(`  CJS ${median(cjs).toFixed(1)} ms (min ${Math.min(...cjs).toFixed(1)}, max ${Math.max(...cjs).toFixed(1)})`);
-console.log(`dist/: ${(total / 1024).toFixed(1)} kB in ${files.length} files`);
-for (const file of files) console.log(`  ${file.name} ${(file.bytes / 1024).toFixed(1)} kB`);
+// The command line is an entry of its own that a library user never loads.
+const library = files.filter((file) => !file.name.startsWith('cli.')).reduce((sum, file) => sum + file.bytes, 0);
+const range = (times: number[]) =>
+  `${median(times).toFixed(1)} ms (min ${Math.min(...times).toFixed(1)}, max ${Math.max(...times).toFixed(1)})`;
+const lines = [
+  '### Cold start and size',
+  '',
+  `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench:cold-start\` on ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}.`,
+  '',
+  `- import + \`createHandler\`, median of ${processes} fresh processes: ESM ${range(esm)}; CommonJS ${range(cjs)}`,
+  `- \`dist/\`: ${kB(total)} kB in ${files.length} files; the library entry without the command line: ${kB(library)} kB`,
+  ...files.map((file) => `  - \`${file.name}\` ${kB(file.bytes)} kB`),
+];
+const section = lines.join('\n');
+console.log(section);
+const doc = readFileSync(DOC, 'utf8');
+const begin = '<!-- bench:cold-start -->';
+const end = '<!-- /bench:cold-start -->';
+const block = `${begin}\n${section}\n${end}`;
+writeFileSync(
+  DOC,
+  doc.includes(begin)
+    ? doc.slice(0, doc.indexOf(begin)) + block + doc.slice(doc.indexOf(end) + end.length)
+    : doc.replace('<!-- bench:results -->', `${block}\n\n<!-- bench:results -->`),
+);

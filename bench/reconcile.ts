@@ -1,4 +1,5 @@
 // Benchmark: generateReports against the three-statement baseline and the FULL JOIN floor.
+// The timed runs use the TypeScript source through tsx; the memory probe uses the built package.
 //
 //   npm run bench -- --files 1000000 [--runs 5] [--rate 0.005] [--reuse] [--explain] [--no-docs]
 //
@@ -9,10 +10,10 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { generateReports } from '../dist/index.js';
-import { runReferenceReports } from '../test/helpers/reference-reports.ts';
-import { writeResults } from './report.ts';
-import { BUCKET, type Rates, seed } from './seed.ts';
+import { generateReports } from '../src/index.js';
+import { runReferenceReports } from '../test/helpers/reference-reports.js';
+import { writeResults } from './report.js';
+import { BUCKET, type Rates, seed } from './seed.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,7 +1,7 @@
 // Set-based seeding of a benchmark archive: everything is generated inside PostgreSQL with
 // generate_series, so seeding 10 million files costs no round trips and no Node memory.
 import type pg from 'pg';
-import { orcaSchemaDdl } from '../test/helpers/orca-schema.ts';
+import { orcaTablesSql } from '../src/ddl.js';
 
 export const BUCKET = 'bench-orca-primary';
 export const OTHER_BUCKET = 'bench-orca-secondary';
@@ -111,7 +111,7 @@ export async function seed(pool: pg.Pool, schema: string, files: number, rates: 
   const client = await pool.connect();
   try {
     await client.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-    await client.query(orcaSchemaDdl(schema, [BUCKET, OTHER_BUCKET]));
+    await client.query(orcaTablesSql(schema, [BUCKET, OTHER_BUCKET]));
     await client.query(`INSERT INTO ${s}.providers VALUES ('bench', 'Benchmark provider')`);
     await client.query(`INSERT INTO ${s}.collections VALUES ('BENCH___1', 'BENCH', '1')`);
     const jobs = await client.query(
