@@ -1,18 +1,50 @@
 /**
  * The smallest surface the library needs from a database: run one parameterised statement.
  * A `pg` Client or PoolClient and a PGlite instance fit as they are.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { generateReports, type Queryable } from 'orca-reconcile';
+ *
+ * const client: Queryable = new pg.Client({ connectionString: process.env.DATABASE_URL });
+ * await (client as pg.Client).connect();
+ * await generateReports(client, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' });
+ * ```
  */
 export interface Queryable {
   query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
 }
 
-/** A `pg` Pool, or anything that lends out clients the same way. */
+/**
+ * A `pg` Pool, or anything that lends out clients the same way. Each transaction borrows one
+ * client and releases it, discarding a client whose connection failed.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import type { PoolLike } from 'orca-reconcile';
+ *
+ * const pool: PoolLike = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
+ * ```
+ */
 export interface PoolLike extends Queryable {
   connect(): Promise<Queryable & { release(error?: Error | boolean): void }>;
   readonly totalCount: number;
 }
 
-/** A PGlite instance, or anything that runs a callback inside a transaction it manages. */
+/**
+ * A PGlite instance, or anything that runs a callback inside a transaction it manages.
+ *
+ * @example
+ * ```ts
+ * import { PGlite } from '@electric-sql/pglite';
+ * import { generateReports, type TransactionRunner } from 'orca-reconcile';
+ *
+ * const database: TransactionRunner = new PGlite();
+ * await generateReports(database, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' });
+ * ```
+ */
 export interface TransactionRunner extends Queryable {
   transaction<T>(callback: (tx: Queryable) => Promise<T>): Promise<T>;
 }
@@ -20,6 +52,14 @@ export interface TransactionRunner extends Queryable {
 /**
  * What the library accepts as a database: a `pg` Pool, Client or PoolClient, or a PGlite
  * instance, passed as is. The library never closes a database it was given.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import type { Database } from 'orca-reconcile';
+ *
+ * const database: Database = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * ```
  */
 export type Database = Queryable | PoolLike | TransactionRunner;
 

@@ -1,6 +1,15 @@
 /**
  * Error codes carried by every {@link OrcaReconcileError}. A caller can branch on `error.code`
  * (or on `instanceof`) without parsing messages.
+ *
+ * @example
+ * ```ts
+ * import { OrcaReconcileError, type OrcaReconcileErrorCode } from 'orca-reconcile';
+ *
+ * // Failures that mean the message itself is wrong: retrying it will not help.
+ * const refusals: OrcaReconcileErrorCode[] = ['INVALID_INPUT', 'JOB_NOT_FOUND', 'LOCATION_MISMATCH'];
+ * const isRefusal = (error: unknown) => error instanceof OrcaReconcileError && refusals.includes(error.code);
+ * ```
  */
 export type OrcaReconcileErrorCode =
   | 'INVALID_INPUT'

@@ -12,6 +12,22 @@ import { isPlainObject, parseReconcileEvent } from './validation.js';
 /**
  * Connection details of the ORCA database user, as ORCA stores them in its Secrets Manager
  * secret (the `admin_*` keys of that secret are not used).
+ *
+ * @example
+ * ```ts
+ * import { createHandler, type DbConnectInfo } from 'orca-reconcile';
+ *
+ * // Connection details from somewhere other than Secrets Manager:
+ * export const handler = createHandler({
+ *   getDbConnectInfo: async (): Promise<DbConnectInfo> => ({
+ *     host: 'orca-db.example.internal',
+ *     port: 5432,
+ *     user_database: 'orca',
+ *     user_username: 'orca_user',
+ *     user_password: process.env.ORCA_DB_PASSWORD ?? '',
+ *   }),
+ * });
+ * ```
  */
 export interface DbConnectInfo {
   host: string;
@@ -21,13 +37,44 @@ export interface DbConnectInfo {
   user_password: string;
 }
 
-/** The part of a Lambda context the handler uses. */
+/**
+ * The part of a Lambda context the handler uses: the remaining time sets the run's deadline,
+ * the request id goes into a debug log line. A Lambda `Context` fits as it is.
+ *
+ * @example
+ * ```ts
+ * import { createHandler, type LambdaContextLike } from 'orca-reconcile';
+ *
+ * const handler = createHandler();
+ * // Outside Lambda: give the run five minutes.
+ * const startedAt = Date.now();
+ * const context: LambdaContextLike = { getRemainingTimeInMillis: () => 300_000 - (Date.now() - startedAt) };
+ * await handler(event, context);
+ * ```
+ */
 export interface LambdaContextLike {
   getRemainingTimeInMillis?: () => number;
   awsRequestId?: string;
 }
 
-/** Options of {@link createHandler}. Everything has a default read from the environment. */
+/**
+ * Options of {@link createHandler}. Everything has a default read from the environment.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { createHandler } from 'orca-reconcile';
+ *
+ * export const handler = createHandler({
+ *   database: new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 }),
+ *   queueUrl: process.env.JOB_QUEUE_URL,
+ *   schema: 'orca',
+ *   retry: { maxRetries: 3, backoffInSeconds: 1, backoffFactor: 2 },
+ *   timeoutMarginMs: 15_000,
+ *   logger: console,
+ * });
+ * ```
+ */
 export interface HandlerOptions {
   /**
    * The database, or a function that returns it (called once, on first use, and cached). The
@@ -59,7 +106,21 @@ export interface HandlerOptions {
   timeoutMarginMs?: number;
 }
 
-/** A Lambda handler that also releases, on `close()`, the clients it built itself. */
+/**
+ * A Lambda handler that also releases, on `close()`, the clients it built itself.
+ *
+ * @example
+ * ```ts
+ * import { createHandler, type ReconcileHandler } from 'orca-reconcile';
+ *
+ * const handler: ReconcileHandler = createHandler({ logger: console });
+ * try {
+ *   console.log(await handler({ event: { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary', messageReceiptHandle } }));
+ * } finally {
+ *   await handler.close(); // ends the pool and the SQS client it built
+ * }
+ * ```
+ */
 export interface ReconcileHandler {
   (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput>;
   /** Ends the pool and destroys the SQS client the handler built; injected ones are left alone. */

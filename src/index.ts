@@ -10,6 +10,18 @@ export { task } from './task.js';
 export type { TaskDependencies, TaskInput, TaskOutput } from './task.js';
 export { createHandler } from './handler.js';
 export type { DbConnectInfo, HandlerOptions, LambdaContextLike, ReconcileHandler } from './handler.js';
+export { readReport, readReportPage } from './export.js';
+export type {
+  MismatchReportRow,
+  OrphanReportRow,
+  PhantomReportRow,
+  ReadReportOptions,
+  ReadReportPageOptions,
+  ReportKind,
+  ReportPage,
+  ReportQuery,
+  ReportRows,
+} from './export.js';
 export { inputSchema, outputSchema } from './schemas.js';
 export type { ReconcileEvent, ReconcileOutput } from './schemas.js';
 export { parseReconcileEvent } from './validation.js';

@@ -22,12 +22,31 @@ export const OrcaStatus = {
   Success: 5,
 } as const;
 
-/** One of the {@link OrcaStatus} values. */
+/**
+ * One of the {@link OrcaStatus} values.
+ *
+ * @example
+ * ```ts
+ * import { OrcaStatus } from 'orca-reconcile';
+ *
+ * const finished = (status: OrcaStatus) => status === OrcaStatus.Error || status === OrcaStatus.Success;
+ * ```
+ */
 export type OrcaStatus = (typeof OrcaStatus)[keyof typeof OrcaStatus];
 
 const STATUS_VALUES = new Set<number>(Object.values(OrcaStatus));
 
-/** The status change {@link updateJob} makes. */
+/**
+ * The status change {@link updateJob} makes.
+ *
+ * @example
+ * ```ts
+ * import { OrcaStatus, type JobUpdate } from 'orca-reconcile';
+ *
+ * const failed: JobUpdate = { jobId: 42, status: OrcaStatus.Error, errorMessage: 'inventory manifest unreadable' };
+ * const staged: JobUpdate = { jobId: 43, status: OrcaStatus.Staged };
+ * ```
+ */
 export interface JobUpdate {
   jobId: number;
   status: OrcaStatus;
@@ -35,7 +54,16 @@ export interface JobUpdate {
   errorMessage?: string | null;
 }
 
-/** Options of {@link updateJob}. */
+/**
+ * Options of {@link updateJob}.
+ *
+ * @example
+ * ```ts
+ * import { OrcaStatus, updateJob } from 'orca-reconcile';
+ *
+ * await updateJob(pool, { jobId: 42, status: OrcaStatus.Staged }, { schema: 'orca', retry: { maxRetries: 5 }, logger: console });
+ * ```
+ */
 export interface UpdateJobOptions extends SchemaOptions {
   /** Backoff for transient database errors. Only transient errors are ever retried. */
   retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation'>;

@@ -4,12 +4,37 @@ import { type RetryOptions, retryError } from './retry.js';
 import type { Logger } from './types.js';
 import { validateQueueUrl, validateReceiptHandle } from './validation.js';
 
-/** The one thing the library asks of an SQS client. An `SQSClient` fits as it is. */
+/**
+ * The one thing the library asks of an SQS client. An `SQSClient` fits as it is.
+ *
+ * @example
+ * ```ts
+ * import { SQSClient } from '@aws-sdk/client-sqs';
+ * import type { SqsSender } from 'orca-reconcile';
+ *
+ * const sqs: SqsSender = new SQSClient({ region: 'us-west-2' });
+ * // A test double that records what it was asked to delete:
+ * const sent: unknown[] = [];
+ * const fake: SqsSender = { send: async (command) => sent.push(command.input) };
+ * ```
+ */
 export interface SqsSender {
   send(command: DeleteMessageCommand): Promise<unknown>;
 }
 
-/** The message to delete. */
+/**
+ * The message to delete.
+ *
+ * @example
+ * ```ts
+ * import type { QueueMessage } from 'orca-reconcile';
+ *
+ * const message: QueueMessage = {
+ *   queueUrl: 'https://sqs.us-west-2.amazonaws.com/123456789012/prefix-orca-internal-report-queue.fifo',
+ *   receiptHandle: 'AQEB...',
+ * };
+ * ```
+ */
 export interface QueueMessage {
   /** URL of the queue the job message came from. */
   queueUrl: string;
@@ -17,7 +42,16 @@ export interface QueueMessage {
   receiptHandle: string;
 }
 
-/** Options of {@link removeJobFromQueue}. */
+/**
+ * Options of {@link removeJobFromQueue}.
+ *
+ * @example
+ * ```ts
+ * import { removeJobFromQueue } from 'orca-reconcile';
+ *
+ * await removeJobFromQueue(sqs, { queueUrl, receiptHandle }, { retry: { maxRetries: 5 }, logger: console });
+ * ```
+ */
 export interface RemoveJobOptions {
   /** Backoff for failed deletes. Every error is retried, 3 times by default. */
   retry?: Omit<RetryOptions, 'logger' | 'operation'>;

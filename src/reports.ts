@@ -5,7 +5,17 @@ import type { RetryOptions } from './retry.js';
 import type { Logger, SchemaOptions } from './types.js';
 import { quoteSchema, validateArchiveLocation, validateDeadline, validateJobId } from './validation.js';
 
-/** Which job's reports to write, and for which archive bucket. */
+/**
+ * Which job's reports to write, and for which archive bucket.
+ *
+ * @example
+ * ```ts
+ * import { generateReports, type ReportTarget } from 'orca-reconcile';
+ *
+ * const target: ReportTarget = { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' };
+ * await generateReports(pool, target);
+ * ```
+ */
 export interface ReportTarget {
   /** Id of the `reconcile_job` row the reports belong to. */
   jobId: number;
@@ -13,14 +23,38 @@ export interface ReportTarget {
   orcaArchiveLocation: string;
 }
 
-/** Number of rows written to each report. */
+/**
+ * Number of rows written to each report.
+ *
+ * @example
+ * ```ts
+ * import { generateReports } from 'orca-reconcile';
+ *
+ * const { phantoms, orphans, mismatches } = await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' });
+ * if (phantoms + orphans + mismatches > 0) console.warn('the archive and its catalog disagree');
+ * ```
+ */
 export interface ReportCounts {
   phantoms: number;
   orphans: number;
   mismatches: number;
 }
 
-/** Options of {@link generateReports}. */
+/**
+ * Options of {@link generateReports}.
+ *
+ * @example
+ * ```ts
+ * import { generateReports } from 'orca-reconcile';
+ *
+ * await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, {
+ *   schema: 'orca',
+ *   retry: { maxRetries: 5, backoffInSeconds: 2 },
+ *   logger: console,
+ *   deadline: Date.now() + 10 * 60_000, // give up after ten minutes
+ * });
+ * ```
+ */
 export interface GenerateReportsOptions extends SchemaOptions {
   /** Backoff for transient database errors. Only transient errors are ever retried. */
   retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation' | 'deadline'>;

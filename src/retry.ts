@@ -2,7 +2,19 @@ import { retry } from 'ts-retry-promise';
 import { InvalidInputError, messageOf, sqlStateOf } from './errors.js';
 import type { Logger } from './types.js';
 
-/** How {@link retryError} spaces and limits its attempts. */
+/**
+ * How {@link retryError} spaces and limits its attempts.
+ *
+ * @example
+ * ```ts
+ * import { retryError, type RetryOptions } from 'orca-reconcile';
+ *
+ * // No real waiting in a test: record the waits instead.
+ * const waits: number[] = [];
+ * const options: RetryOptions = { maxRetries: 2, random: () => 0, sleep: async (ms) => void waits.push(ms) };
+ * await retryError(options)(async () => 'done')();
+ * ```
+ */
 export interface RetryOptions {
   /** Retries after the first attempt. Default 3. */
   maxRetries?: number;

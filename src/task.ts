@@ -20,24 +20,56 @@ import {
   validateQueueUrl,
   validateReceiptHandle,
 } from './validation.js';
-/** What one reconciliation run works on. */
+
+/**
+ * What one reconciliation run works on.
+ *
+ * @example
+ * ```ts
+ * import type { TaskInput } from 'orca-reconcile';
+ *
+ * // A run started by a job message: the message is deleted once the reports are committed.
+ * const fromMessage: TaskInput = { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary', queueUrl, messageReceiptHandle };
+ * // A manual re-run: no message to delete.
+ * const manual: TaskInput = { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' };
+ * ```
+ */
 export interface TaskInput {
   /** Id of the staged `reconcile_job`. */
   jobId: number;
   /** Archive bucket the job's inventory listing belongs to. */
   orcaArchiveLocation: string;
-  /** URL of the queue the job message came from. */
-  queueUrl: string;
+  /**
+   * URL of the queue the job message came from. Give it with `messageReceiptHandle`, or leave
+   * both out for a run that no message started (a manual re-run): then nothing is deleted.
+   */
+  queueUrl?: string;
   /** Receipt handle of that message, deleted once the reports are committed. */
-  messageReceiptHandle: string;
+  messageReceiptHandle?: string;
 }
 
-/** What {@link task} works with. The library never closes `database` or `sqs`. */
+/**
+ * What {@link task} works with. The library never closes `database` or `sqs`.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { SQSClient } from '@aws-sdk/client-sqs';
+ * import type { TaskDependencies } from 'orca-reconcile';
+ *
+ * const dependencies: TaskDependencies = {
+ *   database: new pg.Pool({ connectionString: process.env.DATABASE_URL }),
+ *   sqs: new SQSClient({}),
+ *   logger: console,
+ *   deadline: Date.now() + 5 * 60_000,
+ * };
+ * ```
+ */
 export interface TaskDependencies {
   /** A `pg` Pool, Client or PoolClient, or a PGlite instance. */
   database: Database;
-  /** Deletes the job message; an `SQSClient` fits. */
-  sqs: SqsSender;
+  /** Deletes the job message; an `SQSClient` fits. Required when the input names a queue. */
+  sqs?: SqsSender;
   logger?: Logger;
   /** PostgreSQL schema of the ORCA tables. Default `orca`. */
   schema?: string;
@@ -51,7 +83,17 @@ export interface TaskDependencies {
   deadline?: number;
 }
 
-/** Result of a successful run: the job id (the step's output) and the rows written per report. */
+/**
+ * Result of a successful run: the job id (the step's output) and the rows written per report.
+ *
+ * @example
+ * ```ts
+ * import { task } from 'orca-reconcile';
+ *
+ * const { jobId, phantoms, orphans, mismatches } = await task({ jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, { database: pool });
+ * console.log(`job ${jobId}: ${phantoms} phantoms, ${orphans} orphans, ${mismatches} mismatches`);
+ * ```
+ */
 export interface TaskOutput extends ReportCounts {
   jobId: number;
 }
@@ -63,7 +105,8 @@ export interface TaskOutput extends ReportCounts {
  *    marks it `generating reports`; a job already `success` is not run again;
  * 2. replaces the job's phantom, orphan and mismatch reports and marks the job `success`, all in
  *    one transaction (retried on transient database errors);
- * 3. deletes the job's SQS message and resolves to `{ jobId, phantoms, orphans, mismatches }`.
+ * 3. deletes the job's SQS message (when the input names one) and resolves to
+ *    `{ jobId, phantoms, orphans, mismatches }`.
  *
  * Both transactions hold the job's advisory lock, so concurrent runs of one job take turns and
  * the later ones find the job finished. Running a finished job again returns its stored counts
@@ -91,13 +134,12 @@ export interface TaskOutput extends ReportCounts {
 export async function task(input: TaskInput, dependencies: TaskDependencies): Promise<TaskOutput> {
   const jobId = validateJobId(input?.jobId);
   const orcaArchiveLocation = validateArchiveLocation(input.orcaArchiveLocation);
-  const queueUrl = validateQueueUrl(input.queueUrl);
-  const messageReceiptHandle = validateReceiptHandle(input.messageReceiptHandle);
+  const message = validateMessage(input, dependencies);
   const schema = quoteSchema(dependencies.schema ?? 'orca');
   const startedAt = Date.now();
   const deadline =
     dependencies.deadline === undefined ? undefined : { at: validateDeadline(dependencies.deadline), startedAt };
-  const { database, sqs } = dependencies;
+  const { database } = dependencies;
   const logger = dependencies.logger ?? silentLogger;
   const guard = { jobId, orcaArchiveLocation, schema, deadline, retry: dependencies.retry, logger };
 
@@ -127,7 +169,9 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
     throw error;
   }
 
-  await removeJobFromQueue(sqs, { queueUrl, receiptHandle: messageReceiptHandle }, { retry: dependencies.retry, logger });
+  if (message) {
+    await removeJobFromQueue(message.sqs, message, { retry: dependencies.retry, logger });
+  }
   logger.info('reconciliation finished', {
     jobId,
     orcaArchiveLocation,
@@ -136,6 +180,21 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
     durationMs: Date.now() - startedAt,
   });
   return { jobId, ...counts };
+}
+
+/** The message to delete at the end, if the run came from one. */
+function validateMessage(
+  input: TaskInput,
+  dependencies: TaskDependencies,
+): { sqs: SqsSender; queueUrl: string; receiptHandle: string } | undefined {
+  if (input.queueUrl === undefined && input.messageReceiptHandle === undefined) return undefined;
+  const queueUrl = validateQueueUrl(input.queueUrl);
+  const receiptHandle = validateReceiptHandle(input.messageReceiptHandle);
+  const sqs = dependencies.sqs;
+  if (typeof sqs?.send !== 'function') {
+    throw new InvalidInputError('sqs', 'sqs must be an SQS client (anything with send(command)) when queueUrl is given');
+  }
+  return { sqs, queueUrl, receiptHandle };
 }
 
 /** Failures that mean the message itself is wrong: the job is not touched. */

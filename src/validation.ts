@@ -94,7 +94,16 @@ export function quoteSchema(value: unknown, field = 'schema'): string {
   return `"${value}"`;
 }
 
-/** Fields of the Step Functions event, after validation. */
+/**
+ * Fields of the Step Functions event, after validation.
+ *
+ * @example
+ * ```ts
+ * import { parseReconcileEvent, type ReconcileEventInput } from 'orca-reconcile';
+ *
+ * const { jobId, orcaArchiveLocation, messageReceiptHandle }: ReconcileEventInput = parseReconcileEvent(event);
+ * ```
+ */
 export interface ReconcileEventInput {
   jobId: number;
   orcaArchiveLocation: string;
@@ -104,6 +113,20 @@ export interface ReconcileEventInput {
 /**
  * Validates the handler's event, `{ event: { jobId, orcaArchiveLocation, messageReceiptHandle } }`,
  * and returns its fields. Throws {@link InvalidInputError} naming the first bad field.
+ *
+ * @example
+ * ```ts
+ * import { InvalidInputError, parseReconcileEvent } from 'orca-reconcile';
+ *
+ * parseReconcileEvent({ event: { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary', messageReceiptHandle: 'AQEB...' } });
+ * // => { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary', messageReceiptHandle: 'AQEB...' }
+ *
+ * try {
+ *   parseReconcileEvent({ event: { jobId: '42' } });
+ * } catch (error) {
+ *   if (error instanceof InvalidInputError) console.error(error.field); // 'event.jobId'
+ * }
+ * ```
  */
 export function parseReconcileEvent(value: unknown): ReconcileEventInput {
   if (!isPlainObject(value)) {

@@ -1,0 +1,147 @@
+import { DatabaseError } from '../errors.js';
+import { quoteSchema } from '../validation.js';
+import {
+  type CliIO,
+  type RegisterCommand,
+  flagDatabaseUrl,
+  flagLocation,
+  flagPositiveInteger,
+  flagSchema,
+  printable,
+  connectPool,
+  renderTable,
+  writeLine,
+} from './common.js';
+
+const DEFAULT_LIMIT = 20;
+const MAX_LIMIT = 1000;
+/** Characters of error_message the table shows; --json shows all of it. */
+const ERROR_MESSAGE_WIDTH = 60;
+
+interface JobsFlags {
+  databaseUrl?: string;
+  location?: string;
+  limit: number;
+  schema: string;
+  json?: boolean;
+}
+
+/** A reconcile_job row with its status name and the number of rows in each of its reports. */
+export interface JobSummary {
+  id: number;
+  orcaArchiveLocation: string;
+  statusId: number;
+  status: string;
+  startTime: Date;
+  lastUpdate: Date;
+  endTime: Date | null;
+  errorMessage: string | null;
+  phantoms: number;
+  orphans: number;
+  mismatches: number;
+}
+
+// Newest first by id (bigserial: creation order; indexed). Each count is an index range scan:
+// every report's primary key leads with job_id.
+const recentJobsSql = (schema: string): string => {
+  const s = quoteSchema(schema);
+  return `SELECT j.id, j.orca_archive_location, j.status_id, st.value AS status, j.start_time, j.last_update,
+       j.end_time, j.error_message,
+       (SELECT count(*) FROM ${s}.reconcile_phantom_report r WHERE r.job_id = j.id) AS phantoms,
+       (SELECT count(*) FROM ${s}.reconcile_orphan_report r WHERE r.job_id = j.id) AS orphans,
+       (SELECT count(*) FROM ${s}.reconcile_catalog_mismatch_report r WHERE r.job_id = j.id) AS mismatches
+     FROM ${s}.reconcile_job j
+     JOIN ${s}.reconcile_status st ON st.id = j.status_id
+     WHERE $1::text IS NULL OR j.orca_archive_location = $1::text
+     ORDER BY j.id DESC
+     LIMIT $2`;
+};
+
+export const registerJobs: RegisterCommand = (program, io) => {
+  program
+    .command('jobs')
+    .summary('List recent jobs with their status and report counts.')
+    .description('List recent reconciliation jobs, newest first, with their status and the rows in each report.')
+    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
+    .option('--location <bucket>', 'only jobs of this ORCA archive bucket', (value) => flagLocation(value))
+    .option(
+      '--limit <n>',
+      `at most N jobs (1 to ${MAX_LIMIT})`,
+      (value) => flagPositiveInteger(value, '--limit', MAX_LIMIT),
+      DEFAULT_LIMIT,
+    )
+    .option('--schema <schema>', 'ORCA schema', (value) => flagSchema(value), 'orca')
+    .option('--json', 'print a JSON array (full error messages, camelCase keys) instead of a table')
+    .addHelpText(
+      'after',
+      `
+The table truncates error messages to ${ERROR_MESSAGE_WIDTH} characters; --json prints them whole.
+Times are ISO 8601 in UTC. phantoms, orphans and mismatches count the job's report rows.
+
+Examples:
+  $ orca-reconcile jobs
+  $ orca-reconcile jobs --location prefix-orca-primary --limit 5
+  $ orca-reconcile jobs --json | jq '.[] | select(.status == "error")'`,
+    )
+    .action(async (flags: JobsFlags) => {
+      await listJobs(flags, io);
+    });
+};
+
+async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
+  const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
+  const pool = await connectPool(databaseUrl, flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url');
+  let jobs: JobSummary[];
+  try {
+    const { rows } = await pool.query(recentJobsSql(flags.schema), [flags.location ?? null, flags.limit]);
+    jobs = rows.map(toJobSummary);
+  } catch (error) {
+    throw new DatabaseError('list jobs', error);
+  } finally {
+    await pool.end();
+  }
+  if (flags.json) {
+    writeLine(io.stdout, JSON.stringify(jobs, null, 2));
+    return;
+  }
+  const head = ['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches'];
+  writeLine(
+    io.stdout,
+    renderTable(
+      head,
+      jobs.map((job) => [
+        String(job.id),
+        job.orcaArchiveLocation,
+        job.status,
+        job.startTime.toISOString(),
+        job.lastUpdate.toISOString(),
+        job.endTime?.toISOString() ?? '',
+        truncate(printable(job.errorMessage ?? ''), ERROR_MESSAGE_WIDTH),
+        String(job.phantoms),
+        String(job.orphans),
+        String(job.mismatches),
+      ]),
+    ),
+  );
+}
+
+function toJobSummary(raw: Record<string, unknown>): JobSummary {
+  return {
+    id: Number(raw['id']),
+    orcaArchiveLocation: String(raw['orca_archive_location']),
+    statusId: Number(raw['status_id']),
+    status: String(raw['status']),
+    startTime: raw['start_time'] as Date,
+    lastUpdate: raw['last_update'] as Date,
+    endTime: (raw['end_time'] as Date | null) ?? null,
+    errorMessage: (raw['error_message'] as string | null) ?? null,
+    phantoms: Number(raw['phantoms']),
+    orphans: Number(raw['orphans']),
+    mismatches: Number(raw['mismatches']),
+  };
+}
+
+function truncate(text: string, width: number): string {
+  const characters = [...text];
+  return characters.length <= width ? text : `${characters.slice(0, width - 1).join('')}…`;
+}

@@ -1,0 +1,170 @@
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { DatabaseError } from '../errors.js';
+import { type TaskInput, type TaskOutput, task } from '../index.js';
+import { type Logger, silentLogger } from '../types.js';
+import {
+  type CliIO,
+  type RegisterCommand,
+  FlagError,
+  flagDatabaseUrl,
+  flagJobId,
+  flagLocation,
+  flagSchema,
+  openPool,
+  writeLine,
+} from './common.js';
+
+interface RunFlags {
+  databaseUrl?: string;
+  jobId: number;
+  location: string;
+  queueUrl?: string;
+  receiptHandle?: string;
+  region?: string;
+  sqsEndpoint?: string;
+  schema: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/**
+ * `orca-reconcile run`: runs one reconciliation job through {@link task}, the code path of the
+ * Lambda handler, on a database and (optionally) a queue named on the command line.
+ */
+export const registerRun: RegisterCommand = (program, io) => {
+  program
+    .command('run')
+    .summary('Reconcile one staged job: its reports, its status, and its SQS message deleted.')
+    .description(
+      'Reconcile one staged job as the Lambda step does: mark it generating reports, write its phantom, ' +
+        'orphan and mismatch reports, mark it success, then delete its SQS message when --queue-url and ' +
+        '--receipt-handle are given (without them nothing is deleted: a manual re-run). A finished job is ' +
+        'not run again; its stored counts are printed.',
+    )
+    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
+    .requiredOption('--job-id <id>', 'id of the reconcile_job to run', (value: string) => flagJobId(value))
+    .requiredOption('--location <bucket>', 'archive bucket the job belongs to', (value: string) => flagLocation(value))
+    .option('--queue-url <url>', 'queue the job message came from (needs --receipt-handle)')
+    .option('--receipt-handle <handle>', 'receipt handle of the job message (needs --queue-url)')
+    .option('--region <region>', 'AWS region of the queue (default: $AWS_REGION)')
+    .option('--sqs-endpoint <url>', 'SQS endpoint to use instead of AWS, such as a local emulator')
+    .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', (value: string) => flagSchema(value), 'orca')
+    .option('--json', 'print the result as JSON: {"jobId":…,"phantoms":…,"orphans":…,"mismatches":…}')
+    .option('--verbose', "print the library's log lines (JSON fields) on stderr")
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  $ orca-reconcile run --database-url postgres://orca@127.0.0.1:5432/orca --job-id 42 \\\n' +
+        '      --location prefix-orca-primary\n' +
+        '  job 42 success: 3 phantoms, 0 orphans, 1 mismatch\n\n' +
+        '  $ orca-reconcile run --job-id 42 --location prefix-orca-primary --region us-west-2 \\\n' +
+        '      --queue-url https://sqs.us-west-2.amazonaws.com/123456789012/orca-internal-report.fifo \\\n' +
+        '      --receipt-handle AQEB... --json',
+    )
+    .action(async (flags: RunFlags) => {
+      const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
+      const message = queueFlags(flags, io);
+      const logger = flags.verbose ? stderrLogger(io) : silentLogger;
+      const input: TaskInput = {
+        jobId: flags.jobId,
+        orcaArchiveLocation: flags.location,
+        ...(message ? { queueUrl: message.queueUrl, messageReceiptHandle: message.receiptHandle } : {}),
+      };
+      const pool = openPool(databaseUrl);
+      let sqs: SQSClient | undefined;
+      try {
+        // One attempt to connect first: an unreachable server is reported at once instead of after
+        // the retries and the attempt to mark the job failed, which could not reach it either.
+        await pool.query('SELECT 1').catch((error: unknown) => {
+          throw new DatabaseError('connect to the database', error);
+        });
+        if (message) sqs = await createSqsClient(message);
+        const output = await task(input, { database: pool, sqs, logger, schema: flags.schema });
+        writeLine(io.stdout, flags.json ? JSON.stringify(output) : summary(output, message !== undefined));
+      } finally {
+        sqs?.destroy();
+        await pool.end();
+      }
+    });
+};
+
+interface QueueFlags {
+  queueUrl: string;
+  receiptHandle: string;
+  region: string;
+  endpoint?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+/** The message to delete, when the flags name one; each missing piece is a usage error naming its flag. */
+function queueFlags(flags: RunFlags, io: CliIO): QueueFlags | undefined {
+  if (flags.queueUrl === undefined && flags.receiptHandle === undefined) {
+    if (flags.sqsEndpoint !== undefined) throw new FlagError('--queue-url', '--sqs-endpoint needs --queue-url and --receipt-handle');
+    return undefined;
+  }
+  if (flags.queueUrl === undefined) throw new FlagError('--queue-url', '--queue-url is required with --receipt-handle');
+  if (flags.receiptHandle === undefined) {
+    throw new FlagError('--receipt-handle', '--receipt-handle is required with --queue-url');
+  }
+  const region = flags.region ?? io.env['AWS_REGION'];
+  if (!region) throw new FlagError('--region', '--region is required with --queue-url (or set AWS_REGION)');
+  if (flags.sqsEndpoint !== undefined) checkEndpoint(flags.sqsEndpoint);
+  const accessKeyId = io.env['AWS_ACCESS_KEY_ID'];
+  const secretAccessKey = io.env['AWS_SECRET_ACCESS_KEY'];
+  const sessionToken = io.env['AWS_SESSION_TOKEN'];
+  return {
+    queueUrl: flags.queueUrl,
+    receiptHandle: flags.receiptHandle,
+    region,
+    endpoint: flags.sqsEndpoint,
+    // Keys in the CLI's environment are used as given; without them the SDK's own chain
+    // (shared config, SSO, instance role) finds the credentials.
+    credentials:
+      accessKeyId && secretAccessKey
+        ? { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }
+        : undefined,
+  };
+}
+
+function checkEndpoint(value: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+    throw new FlagError('--sqs-endpoint', `--sqs-endpoint must be an http:// or https:// URL, got "${value.slice(0, 80)}"`);
+  }
+}
+
+async function createSqsClient(queue: QueueFlags): Promise<SQSClient> {
+  // Loaded only when a message is to be deleted: the other commands start without the SDK.
+  const { SQSClient } = await import('@aws-sdk/client-sqs');
+  return new SQSClient({
+    region: queue.region,
+    ...(queue.endpoint ? { endpoint: queue.endpoint } : {}),
+    ...(queue.credentials ? { credentials: queue.credentials } : {}),
+  });
+}
+
+const count = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+
+/** `job 42 success: 3 phantoms, 0 orphans, 1 mismatch`, and whether the message was deleted. */
+export function summary(output: TaskOutput, messageDeleted: boolean): string {
+  const counts = [
+    count(output.phantoms, 'phantom', 'phantoms'),
+    count(output.orphans, 'orphan', 'orphans'),
+    count(output.mismatches, 'mismatch', 'mismatches'),
+  ].join(', ');
+  return `job ${output.jobId} success: ${counts}${messageDeleted ? '; message deleted' : ''}`;
+}
+
+/** The library's structured log lines, one per line on stderr: `level message {"field":…}`. */
+function stderrLogger(io: CliIO): Logger {
+  const line =
+    (level: string) =>
+    (message: string, fields?: Record<string, unknown>): void =>
+      writeLine(io.stderr, `${level} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`);
+  return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
+}

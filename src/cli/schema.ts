@@ -1,0 +1,81 @@
+import { type Queryable, withTransaction } from '../database.js';
+import { createOrcaTables, validatePartitionBucket } from '../ddl.js';
+import { DatabaseError, OrcaReconcileError, messageOf } from '../errors.js';
+import { quoteSchema } from '../validation.js';
+import { type RegisterCommand, FlagError, flagDatabaseUrl, flagSchema, openPool, writeLine } from './common.js';
+
+interface SchemaFlags {
+  databaseUrl?: string;
+  schema: string;
+  bucket?: string[];
+}
+
+/** Repeatable `--bucket`: each value is checked as it is read, so a bad one stops the command before it connects. */
+function collectBucket(value: string, previous: string[] | undefined): string[] {
+  let bucket: string;
+  try {
+    bucket = validatePartitionBucket(value, '--bucket');
+  } catch (error) {
+    throw new FlagError('--bucket', messageOf(error));
+  }
+  return previous?.includes(bucket) ? previous : [...(previous ?? []), bucket];
+}
+
+/**
+ * `orca-reconcile schema`: creates the ORCA catalog and reconciliation tables, with one inventory
+ * partition per `--bucket`, in one transaction. Every statement is idempotent, so running it
+ * again succeeds and only adds partitions of new buckets.
+ */
+export const registerSchema: RegisterCommand = (program, io) => {
+  program
+    .command('schema')
+    .summary('Create the ORCA tables and one inventory partition per bucket (idempotent).')
+    .description(
+      'Create the ORCA catalog and reconciliation tables in one transaction, with one inventory partition ' +
+        'per --bucket. Safe to run again: only what is missing is added. For development and test ' +
+        'databases: production ORCA creates these tables itself.',
+    )
+    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
+    .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', (value: string) => flagSchema(value), 'orca')
+    .option('--bucket <name>', 'archive bucket that gets an inventory partition (repeatable)', collectBucket)
+    .addHelpText(
+      'after',
+      '\nExample:\n' +
+        '  $ orca-reconcile schema --database-url postgres://orca@127.0.0.1:5432/orca \\\n' +
+        '      --bucket prefix-orca-primary --bucket prefix-orca-secondary\n' +
+        '  schema "orca" ready; inventory partitions: prefix-orca-primary, prefix-orca-secondary',
+    )
+    .action(async (flags: SchemaFlags) => {
+      const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
+      const pool = openPool(databaseUrl);
+      try {
+        const partitions = await withTransaction(pool, async (tx) => {
+          await createOrcaTables(tx, flags.schema, flags.bucket ?? []);
+          return listPartitionBuckets(tx, flags.schema);
+        }).catch((error: unknown) => {
+          throw error instanceof OrcaReconcileError ? error : new DatabaseError('create the ORCA tables', error);
+        });
+        writeLine(
+          io.stdout,
+          `schema "${flags.schema}" ready; inventory partitions: ${partitions.length ? partitions.join(', ') : 'none'}`,
+        );
+      } finally {
+        await pool.end();
+      }
+    });
+};
+
+/** The buckets that have an inventory partition in `schema`, whoever created them, sorted. */
+export async function listPartitionBuckets(db: Queryable, schema: string): Promise<string[]> {
+  const { rows } = await db.query(
+    `SELECT pg_get_expr(c.relpartbound, c.oid) AS bound
+     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = to_regclass($1)`,
+    [`${quoteSchema(schema)}.reconcile_s3_object`],
+  );
+  const buckets = (rows as { bound: string | null }[]).flatMap(({ bound }) =>
+    // "FOR VALUES IN ('a', 'b')": bucket names hold no quote, but undouble them all the same.
+    [...(bound ?? '').matchAll(/'((?:[^']|'')*)'/g)].map((match) => match[1]!.replaceAll("''", "'")),
+  );
+  return buckets.sort();
+}

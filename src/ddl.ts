@@ -1,0 +1,161 @@
+import type { Queryable } from './database.js';
+import { InvalidInputError } from './errors.js';
+import { quoteSchema, validateArchiveLocation } from './validation.js';
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+
+/** Name of a bucket's inventory partition, as ORCA derives it: every `-` becomes `_`. */
+export function partitionName(bucket: string): string {
+  return `reconcile_s3_object_${bucket.replaceAll('-', '_')}`;
+}
+
+/** Checks a bucket name and that its partition name is a valid PostgreSQL identifier. */
+export function validatePartitionBucket(bucket: unknown, field = 'bucket'): string {
+  const name = validateArchiveLocation(bucket, field);
+  if (!IDENTIFIER.test(partitionName(name))) {
+    throw new InvalidInputError(
+      field,
+      `${field} "${name}" gives the partition name "${partitionName(name)}", which is not a PostgreSQL identifier (at most 63 characters of letters, digits, "_" and "$"; no ".")`,
+    );
+  }
+  return name;
+}
+
+const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
+
+/**
+ * The ORCA catalog and reconciliation tables, as the contract describes them, with one inventory
+ * partition per bucket. Every statement is idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING), so
+ * running it again only adds what is missing. For development and test databases: production
+ * ORCA creates these tables itself.
+ */
+export function orcaTablesSql(schemaName: string, buckets: readonly string[]): string {
+  const s = quoteSchema(schemaName);
+  const partitions = buckets
+    .map((bucket) => validatePartitionBucket(bucket))
+    .map(
+      (bucket) => `
+CREATE TABLE IF NOT EXISTS ${s}."${partitionName(bucket)}" PARTITION OF ${s}.reconcile_s3_object
+  (PRIMARY KEY (key_path), FOREIGN KEY (job_id) REFERENCES ${s}.reconcile_job (id))
+  FOR VALUES IN (${literal(bucket)});`,
+    )
+    .join('\n');
+  return `
+CREATE SCHEMA IF NOT EXISTS ${s};
+CREATE TABLE IF NOT EXISTS ${s}.storage_class (id int2 PRIMARY KEY, value text NOT NULL UNIQUE);
+INSERT INTO ${s}.storage_class VALUES (1, 'GLACIER'), (2, 'DEEP_ARCHIVE') ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS ${s}.providers (provider_id text PRIMARY KEY, name text NOT NULL);
+CREATE TABLE IF NOT EXISTS ${s}.collections (collection_id text PRIMARY KEY, shortname text NOT NULL, version text NOT NULL);
+CREATE TABLE IF NOT EXISTS ${s}.granules (
+  id bigserial PRIMARY KEY,
+  provider_id text NOT NULL REFERENCES ${s}.providers (provider_id),
+  collection_id text NOT NULL REFERENCES ${s}.collections (collection_id),
+  cumulus_granule_id text NOT NULL,
+  execution_id text NOT NULL,
+  ingest_time timestamptz NOT NULL,
+  cumulus_create_time timestamptz NOT NULL,
+  last_update timestamptz NOT NULL,
+  UNIQUE (collection_id, cumulus_granule_id)
+);
+CREATE TABLE IF NOT EXISTS ${s}.files (
+  id bigserial PRIMARY KEY,
+  granule_id bigint NOT NULL REFERENCES ${s}.granules (id),
+  name text NOT NULL,
+  orca_archive_location text NOT NULL,
+  cumulus_archive_location text NOT NULL,
+  key_path text NOT NULL,
+  ingest_time timestamptz NOT NULL,
+  etag text NOT NULL,
+  version text NOT NULL,
+  size_in_bytes int8 NOT NULL,
+  hash text NULL,
+  hash_type text NULL,
+  storage_class_id int2 NOT NULL REFERENCES ${s}.storage_class (id),
+  UNIQUE (orca_archive_location, key_path),
+  UNIQUE (cumulus_archive_location, key_path)
+);
+CREATE TABLE IF NOT EXISTS ${s}.reconcile_status (id int2 PRIMARY KEY, value text NOT NULL UNIQUE);
+INSERT INTO ${s}.reconcile_status VALUES
+  (1, 'getting S3 list'), (2, 'staged'), (3, 'generating reports'), (4, 'error'), (5, 'success')
+  ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS ${s}.reconcile_job (
+  id bigserial PRIMARY KEY,
+  orca_archive_location text NOT NULL,
+  status_id int2 NOT NULL REFERENCES ${s}.reconcile_status (id),
+  inventory_creation_time timestamptz NOT NULL,
+  start_time timestamptz NOT NULL,
+  last_update timestamptz NOT NULL,
+  end_time timestamptz NULL,
+  error_message text NULL
+);
+CREATE TABLE IF NOT EXISTS ${s}.reconcile_s3_object (
+  job_id int8 NOT NULL,
+  orca_archive_location text NOT NULL,
+  key_path text NOT NULL,
+  etag text NOT NULL,
+  last_update timestamptz NOT NULL,
+  size_in_bytes int8 NOT NULL,
+  storage_class text NOT NULL,
+  delete_marker bool NOT NULL DEFAULT false
+) PARTITION BY LIST (orca_archive_location);
+${partitions}
+CREATE TABLE IF NOT EXISTS ${s}.reconcile_phantom_report (
+  job_id int8 NOT NULL REFERENCES ${s}.reconcile_job (id),
+  collection_id text NOT NULL,
+  granule_id text NOT NULL,
+  filename text NOT NULL,
+  key_path text NOT NULL,
+  orca_etag text NOT NULL,
+  orca_last_update timestamptz NOT NULL,
+  orca_size int8 NOT NULL,
+  orca_storage_class_id int2 NOT NULL REFERENCES ${s}.storage_class (id),
+  PRIMARY KEY (job_id, collection_id, granule_id, key_path)
+);
+CREATE TABLE IF NOT EXISTS ${s}.reconcile_orphan_report (
+  job_id int8 NOT NULL REFERENCES ${s}.reconcile_job (id),
+  key_path text NOT NULL,
+  etag text NOT NULL,
+  last_update timestamptz NOT NULL,
+  size_in_bytes int8 NOT NULL,
+  storage_class text NOT NULL,
+  PRIMARY KEY (job_id, key_path)
+);
+CREATE TABLE IF NOT EXISTS ${s}.reconcile_catalog_mismatch_report (
+  job_id int8 NOT NULL REFERENCES ${s}.reconcile_job (id),
+  collection_id text NOT NULL,
+  granule_id text NOT NULL,
+  filename text NOT NULL,
+  key_path text NOT NULL,
+  cumulus_archive_location text NOT NULL,
+  orca_etag text NOT NULL,
+  s3_etag text NOT NULL,
+  orca_last_update timestamptz NOT NULL,
+  s3_last_update timestamptz NOT NULL,
+  orca_size_in_bytes int8 NOT NULL,
+  s3_size_in_bytes int8 NOT NULL,
+  orca_storage_class_id int2 NOT NULL REFERENCES ${s}.storage_class (id),
+  s3_storage_class text NOT NULL,
+  discrepancy_type text NOT NULL,
+  PRIMARY KEY (job_id, collection_id, granule_id, key_path)
+);`;
+}
+
+/**
+ * Runs {@link orcaTablesSql} one statement at a time (PGlite's `query` takes one statement), in
+ * one transaction opened by the caller or not at all: every statement is idempotent.
+ */
+export async function createOrcaTables(
+  db: Queryable,
+  schemaName: string,
+  buckets: readonly string[],
+): Promise<void> {
+  for (const statement of splitStatements(orcaTablesSql(schemaName, buckets))) await db.query(statement);
+}
+
+/** Splits the DDL above at statement ends; it has no semicolons inside literals or bodies. */
+function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;\s*\n/)
+    .map((statement) => statement.trim().replace(/;$/, ''))
+    .filter((statement) => statement !== '');
+}

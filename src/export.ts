@@ -1,0 +1,453 @@
+import { type Database, type Queryable, withTransaction } from './database.js';
+import { DatabaseError, InvalidInputError, OrcaReconcileError } from './errors.js';
+import type { SchemaOptions } from './types.js';
+import { quoteSchema, validateJobId } from './validation.js';
+
+/**
+ * A row of `reconcile_phantom_report`: a catalog file that S3 does not have. `orcaLastUpdate` is
+ * the granule's `last_update`, as ORCA reports it.
+ *
+ * @example
+ * ```ts
+ * import { readReport } from 'orca-reconcile';
+ *
+ * for await (const phantom of readReport(pool, { jobId: 42, kind: 'phantom' })) {
+ *   console.log(`${phantom.collectionId} ${phantom.granuleId}: ${phantom.keyPath} is missing from S3`);
+ * }
+ * ```
+ */
+export interface PhantomReportRow {
+  jobId: number;
+  collectionId: string;
+  granuleId: string;
+  filename: string;
+  keyPath: string;
+  orcaEtag: string;
+  orcaLastUpdate: Date;
+  orcaSize: number;
+  orcaStorageClassId: number;
+}
+
+/**
+ * A row of `reconcile_orphan_report`: an S3 object the catalog does not list.
+ *
+ * @example
+ * ```ts
+ * import { readReport } from 'orca-reconcile';
+ *
+ * for await (const orphan of readReport(pool, { jobId: 42, kind: 'orphan' })) {
+ *   console.log(`${orphan.keyPath} (${orphan.sizeInBytes} bytes, ${orphan.storageClass}) is not in the catalog`);
+ * }
+ * ```
+ */
+export interface OrphanReportRow {
+  jobId: number;
+  keyPath: string;
+  etag: string;
+  lastUpdate: Date;
+  sizeInBytes: number;
+  storageClass: string;
+}
+
+/**
+ * A row of `reconcile_catalog_mismatch_report`: a file whose etag, size or storage class differs.
+ *
+ * @example
+ * ```ts
+ * import { readReport } from 'orca-reconcile';
+ *
+ * for await (const mismatch of readReport(pool, { jobId: 42, kind: 'mismatch' })) {
+ *   if (mismatch.discrepancyType.includes('etag')) console.log(`${mismatch.keyPath}: ${mismatch.orcaEtag} != ${mismatch.s3Etag}`);
+ * }
+ * ```
+ */
+export interface MismatchReportRow {
+  jobId: number;
+  collectionId: string;
+  granuleId: string;
+  filename: string;
+  keyPath: string;
+  cumulusArchiveLocation: string;
+  orcaEtag: string;
+  s3Etag: string;
+  orcaLastUpdate: Date;
+  s3LastUpdate: Date;
+  orcaSizeInBytes: number;
+  s3SizeInBytes: number;
+  orcaStorageClassId: number;
+  s3StorageClass: string;
+  /** The differing properties, in this order, joined by ", ": etag, size_in_bytes, storage_class. */
+  discrepancyType: string;
+}
+
+/**
+ * The three reports, by the name the CLI and these functions use, and the row type of each.
+ *
+ * @example
+ * ```ts
+ * import type { ReportRows } from 'orca-reconcile';
+ *
+ * const describe = (row: ReportRows['orphan']) => `${row.keyPath}: ${row.sizeInBytes} bytes`;
+ * ```
+ */
+export interface ReportRows {
+  phantom: PhantomReportRow;
+  orphan: OrphanReportRow;
+  mismatch: MismatchReportRow;
+}
+
+/**
+ * Name of one of the three reports: `phantom`, `orphan` or `mismatch`.
+ *
+ * @example
+ * ```ts
+ * import { readReportPage, type ReportKind } from 'orca-reconcile';
+ *
+ * for (const kind of ['phantom', 'orphan', 'mismatch'] as const satisfies readonly ReportKind[]) {
+ *   const { rows } = await readReportPage(pool, { jobId: 42, kind }, { pageSize: 10 });
+ *   console.log(kind, rows.length);
+ * }
+ * ```
+ */
+export type ReportKind = keyof ReportRows;
+
+interface ReportTable {
+  table: string;
+  /** Primary key after job_id: the order rows are read in, and the keyset of a page cursor. */
+  key: readonly string[];
+  columns: readonly string[];
+}
+
+const TABLES: Record<ReportKind, ReportTable> = {
+  phantom: {
+    table: 'reconcile_phantom_report',
+    key: ['collection_id', 'granule_id', 'key_path'],
+    columns: ['job_id', 'collection_id', 'granule_id', 'filename', 'key_path', 'orca_etag', 'orca_last_update',
+      'orca_size', 'orca_storage_class_id'],
+  },
+  orphan: {
+    table: 'reconcile_orphan_report',
+    key: ['key_path'],
+    columns: ['job_id', 'key_path', 'etag', 'last_update', 'size_in_bytes', 'storage_class'],
+  },
+  mismatch: {
+    table: 'reconcile_catalog_mismatch_report',
+    key: ['collection_id', 'granule_id', 'key_path'],
+    columns: ['job_id', 'collection_id', 'granule_id', 'filename', 'key_path', 'cumulus_archive_location', 'orca_etag',
+      's3_etag', 'orca_last_update', 's3_last_update', 'orca_size_in_bytes', 's3_size_in_bytes',
+      'orca_storage_class_id', 's3_storage_class', 'discrepancy_type'],
+  },
+};
+
+export const REPORT_KINDS = Object.keys(TABLES) as ReportKind[];
+
+/** The report's column names in table order, as the CSV header uses them. */
+export function reportColumns(kind: ReportKind): readonly string[] {
+  return TABLES[validateKind(kind)].columns;
+}
+
+/**
+ * Which report of which job to read.
+ *
+ * @example
+ * ```ts
+ * import { readReport, type ReportQuery } from 'orca-reconcile';
+ *
+ * const query = { jobId: 42, kind: 'mismatch' } satisfies ReportQuery;
+ * for await (const row of readReport(pool, query)) console.log(row.discrepancyType);
+ * ```
+ */
+export interface ReportQuery {
+  jobId: number;
+  kind: ReportKind;
+}
+
+function validateKind(kind: unknown): ReportKind {
+  if (typeof kind !== 'string' || !Object.hasOwn(TABLES, kind)) {
+    throw new InvalidInputError('kind', `kind must be one of ${REPORT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  }
+  return kind as ReportKind;
+}
+
+const camel = (column: string): string => column.replace(/_([a-z0-9])/g, (_match, letter: string) => letter.toUpperCase());
+
+const INT8_COLUMNS = new Set(['job_id', 'orca_size', 'size_in_bytes', 'orca_size_in_bytes', 's3_size_in_bytes']);
+const TIME_COLUMNS = new Set(['orca_last_update', 'last_update', 's3_last_update']);
+
+/** Database row to typed row: int8 as number (sizes stay below 2^53), timestamps as Date. */
+function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown>): ReportRows[K] {
+  const row: Record<string, unknown> = {};
+  for (const column of TABLES[kind].columns) {
+    const value = raw[column];
+    if (INT8_COLUMNS.has(column)) row[camel(column)] = Number(value);
+    else if (TIME_COLUMNS.has(column)) row[camel(column)] = value instanceof Date ? value : new Date(String(value));
+    else if (column.endsWith('storage_class_id')) row[camel(column)] = Number(value);
+    else row[camel(column)] = value;
+  }
+  return row as unknown as ReportRows[K];
+}
+
+/**
+ * Options of {@link readReport}.
+ *
+ * @example
+ * ```ts
+ * import { readReport } from 'orca-reconcile';
+ *
+ * for await (const row of readReport(pool, { jobId: 42, kind: 'orphan' }, { batchSize: 5000, schema: 'orca' })) {
+ *   console.log(row.keyPath);
+ * }
+ * ```
+ */
+export interface ReadReportOptions extends SchemaOptions {
+  /** Rows fetched from the server at a time. Default 1000. */
+  batchSize?: number;
+}
+
+function positiveInteger(value: unknown, field: string, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new InvalidInputError(field, `${field} must be an integer between 1 and ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+let cursorCounter = 0;
+
+/**
+ * Reads a job's report row by row, in primary-key order, through a server-side cursor: memory
+ * stays flat whatever the report's size. The rows are read in one read-only transaction, so they
+ * are a consistent snapshot. Stop early by breaking out of the loop; the cursor is closed.
+ *
+ * With a `pg` Pool one connection is held until the loop ends. With a `pg` Client, queries made
+ * inside the loop run in the same read-only transaction. A PGlite instance runs one transaction
+ * at a time, so other queries on the same instance wait until the loop ends: do not await them
+ * inside it.
+ *
+ * @example
+ * ```ts
+ * import { readReport } from 'orca-reconcile';
+ *
+ * for await (const row of readReport(pool, { jobId: 42, kind: 'mismatch' })) {
+ *   console.log(row.keyPath, row.discrepancyType);
+ * }
+ * ```
+ */
+export async function* readReport<K extends ReportKind>(
+  database: Database,
+  query: ReportQuery & { kind: K },
+  options: ReadReportOptions = {},
+): AsyncGenerator<ReportRows[K], void, undefined> {
+  const jobId = validateJobId(query?.jobId);
+  const kind = validateKind(query.kind) as K;
+  const schema = quoteSchema(options.schema ?? 'orca');
+  const batchSize = positiveInteger(options.batchSize ?? 1000, 'batchSize', 100_000);
+  const { table, key, columns } = TABLES[kind];
+  // Each read its own cursor name, so two reads on one client do not collide.
+  const cursorName = `orca_report_rows_${(cursorCounter += 1)}`;
+
+  // The generator cannot yield from inside withTransaction's callback, so batches are handed over
+  // through a small queue: the transaction fetches the next batch only once the last is consumed.
+  const channel = createChannel<ReportRows[K][]>();
+  const reading = withTransaction(database, async (tx: Queryable) => {
+    await tx.query('SET TRANSACTION READ ONLY');
+    await tx.query(
+      `DECLARE ${cursorName} NO SCROLL CURSOR FOR
+       SELECT ${columns.join(', ')} FROM ${schema}.${table} WHERE job_id = $1::int8 ORDER BY ${key.join(', ')}`,
+      [jobId],
+    );
+    for (;;) {
+      const { rows } = await tx.query(`FETCH FORWARD ${batchSize} FROM ${cursorName}`);
+      if (rows.length === 0) break;
+      const wanted = await channel.put(rows.map((raw) => toRow(kind, raw as Record<string, unknown>)));
+      if (!wanted) break;
+    }
+    await tx.query(`CLOSE ${cursorName}`);
+  }).then(
+    () => channel.end(),
+    (error: unknown) => channel.fail(error instanceof OrcaReconcileError ? error : new DatabaseError('read report', error)),
+  );
+
+  try {
+    for (;;) {
+      const batch = await channel.take();
+      if (batch === undefined) break;
+      yield* batch;
+    }
+  } finally {
+    channel.cancel();
+    await reading;
+  }
+}
+
+/** One batch in flight between the transaction and the consumer. */
+function createChannel<T>() {
+  let pending: { resolve: (value: T | undefined) => void; reject: (error: unknown) => void } | undefined;
+  let waitingPut: ((wanted: boolean) => void) | undefined;
+  let buffered: { value: T; ack: (wanted: boolean) => void } | undefined;
+  let done = false;
+  let failure: unknown;
+  let cancelled = false;
+
+  return {
+    put(value: T): Promise<boolean> {
+      if (cancelled) return Promise.resolve(false);
+      return new Promise<boolean>((ack) => {
+        if (pending) {
+          const taker = pending;
+          pending = undefined;
+          waitingPut = ack;
+          taker.resolve(value);
+        } else {
+          buffered = { value, ack };
+        }
+      });
+    },
+    take(): Promise<T | undefined> {
+      // The consumer asks for more: the producer may fetch the next batch.
+      const ack = waitingPut;
+      waitingPut = undefined;
+      ack?.(true);
+      if (buffered) {
+        const { value, ack: bufferedAck } = buffered;
+        buffered = undefined;
+        waitingPut = bufferedAck;
+        return Promise.resolve(value);
+      }
+      if (failure !== undefined) return Promise.reject(failure);
+      if (done) return Promise.resolve(undefined);
+      return new Promise((resolve, reject) => {
+        pending = { resolve, reject };
+      });
+    },
+    end(): void {
+      done = true;
+      pending?.resolve(undefined);
+      pending = undefined;
+    },
+    fail(error: unknown): void {
+      failure = error;
+      pending?.reject(error);
+      pending = undefined;
+    },
+    cancel(): void {
+      cancelled = true;
+      waitingPut?.(false);
+      waitingPut = undefined;
+      buffered?.ack(false);
+      buffered = undefined;
+    },
+  };
+}
+
+/**
+ * Options of {@link readReportPage}.
+ *
+ * @example
+ * ```ts
+ * import { readReportPage } from 'orca-reconcile';
+ *
+ * const first = await readReportPage(pool, { jobId: 42, kind: 'phantom' }, { pageSize: 200 });
+ * const second = await readReportPage(pool, { jobId: 42, kind: 'phantom' }, { pageSize: 200, cursor: first.nextCursor });
+ * ```
+ */
+export interface ReadReportPageOptions extends SchemaOptions {
+  /** Rows per page. Default 100, at most 10000. */
+  pageSize?: number;
+  /** The `nextCursor` of the previous page; absent for the first page. */
+  cursor?: string | null;
+}
+
+/**
+ * One page of a report and the cursor of the next, `null` after the last page. The cursor is
+ * opaque: pass it back as it is.
+ *
+ * @example
+ * ```ts
+ * import { readReportPage, type ReportPage } from 'orca-reconcile';
+ *
+ * const page: ReportPage<'mismatch'> = await readReportPage(pool, { jobId: 42, kind: 'mismatch' });
+ * console.log(page.rows.length, page.nextCursor === null ? 'last page' : 'more to come');
+ * ```
+ */
+export interface ReportPage<K extends ReportKind> {
+  rows: ReportRows[K][];
+  nextCursor: string | null;
+}
+
+/**
+ * Reads one page of a job's report with keyset pagination, for API hosts: each page is one
+ * indexed query that starts after the previous page's last key, so deep pages cost the same as
+ * the first and no connection is held between pages. Pass `nextCursor` back to get the next page.
+ *
+ * @example
+ * ```ts
+ * import { readReportPage, type ReportPage } from 'orca-reconcile';
+ *
+ * let cursor: string | null = null;
+ * do {
+ *   const page: ReportPage<'orphan'> = await readReportPage(pool, { jobId: 42, kind: 'orphan' }, { pageSize: 500, cursor });
+ *   send(page.rows);
+ *   cursor = page.nextCursor;
+ * } while (cursor);
+ * ```
+ */
+export async function readReportPage<K extends ReportKind>(
+  database: Database,
+  query: ReportQuery & { kind: K },
+  options: ReadReportPageOptions = {},
+): Promise<ReportPage<K>> {
+  const jobId = validateJobId(query?.jobId);
+  const kind = validateKind(query.kind) as K;
+  const schema = quoteSchema(options.schema ?? 'orca');
+  const pageSize = positiveInteger(options.pageSize ?? 100, 'pageSize', 10_000);
+  const { table, key, columns } = TABLES[kind];
+  const after = options.cursor === undefined || options.cursor === null ? undefined : decodeCursor(options.cursor, kind, key.length);
+
+  const values: unknown[] = [jobId, pageSize + 1];
+  let keyset = '';
+  if (after) {
+    const placeholders = after.map((_value, index) => `$${index + 3}`);
+    keyset = ` AND (${key.join(', ')}) > (${placeholders.join(', ')})`;
+    values.push(...after);
+  }
+  let rows: Record<string, unknown>[];
+  try {
+    const result = await database.query(
+      `SELECT ${columns.join(', ')} FROM ${schema}.${table}
+       WHERE job_id = $1::int8${keyset} ORDER BY ${key.join(', ')} LIMIT $2`,
+      values,
+    );
+    rows = result.rows as Record<string, unknown>[];
+  } catch (error) {
+    throw new DatabaseError('read report page', error);
+  }
+  const more = rows.length > pageSize;
+  const page = more ? rows.slice(0, pageSize) : rows;
+  const last = page.at(-1);
+  return {
+    rows: page.map((raw) => toRow(kind, raw)),
+    nextCursor: more && last ? encodeCursor(kind, key.map((column) => String(last[column]))) : null,
+  };
+}
+
+// A cursor names its report kind, so that it cannot be replayed against another report.
+function encodeCursor(kind: ReportKind, values: string[]): string {
+  return Buffer.from(JSON.stringify([kind, ...values]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: unknown, kind: ReportKind, length: number): string[] {
+  try {
+    const decoded: unknown = JSON.parse(Buffer.from(String(cursor), 'base64url').toString('utf8'));
+    if (
+      Array.isArray(decoded) &&
+      decoded[0] === kind &&
+      decoded.length === length + 1 &&
+      decoded.every((value) => typeof value === 'string')
+    ) {
+      return decoded.slice(1) as string[];
+    }
+  } catch {
+    // reported below
+  }
+  throw new InvalidInputError('cursor', 'cursor must be the nextCursor of an earlier page of the same report');
+}
