@@ -1,8 +1,6 @@
 import type { Queryable } from './database.js';
 import { InvalidInputError } from './errors.js';
-import { quoteSchema, validateArchiveLocation } from './validation.js';
-
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+import { IDENTIFIER, quoteSchema, validateArchiveLocation } from './validation.js';
 
 /** Name of a bucket's inventory partition, as ORCA derives it: every `-` becomes `_`. */
 export function partitionName(bucket: string): string {

@@ -80,10 +80,14 @@ export async function applyDeadline(tx: Queryable, deadline: Deadline | undefine
   if (!deadline) return;
   const left = Math.floor(deadline.at - Date.now());
   if (left <= 0) throw timeoutError(deadline, operation);
-  await tx.query(
-    "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)",
-    [String(left)],
-  );
+  await limitTransaction(tx, left);
+}
+
+/** Sets `statement_timeout` and `lock_timeout` for the rest of the current transaction. */
+export async function limitTransaction(tx: Queryable, milliseconds: number): Promise<void> {
+  await tx.query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)", [
+    String(milliseconds),
+  ]);
 }
 
 // statement_timeout cancels with query_canceled, lock_timeout with lock_not_available.

@@ -6,7 +6,7 @@ import {
   messageOf,
 } from './errors.js';
 import { type Database, withTransaction } from './database.js';
-import { guardedTransaction, lockJob, readReportCounts } from './guard.js';
+import { guardedTransaction, limitTransaction, lockJob, readReportCounts } from './guard.js';
 import { OrcaStatus, writeJobStatus } from './job.js';
 import { type SqsSender, removeJobFromQueue } from './queue.js';
 import { type ReportCounts, replaceReports } from './reports.js';
@@ -237,9 +237,7 @@ async function recordFailure(
     deadline: deadline === undefined ? undefined : Math.max(deadline, Date.now()) + RECORD_FAILURE_TIMEOUT_MS,
   })(() =>
     withTransaction(database, async (tx) => {
-      await tx.query("SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)", [
-        String(RECORD_FAILURE_TIMEOUT_MS),
-      ]);
+      await limitTransaction(tx, RECORD_FAILURE_TIMEOUT_MS);
       await lockJob(tx, jobId);
       await writeJobStatus(tx, schema, update, [OrcaStatus.Staged, OrcaStatus.GeneratingReports, OrcaStatus.Error]);
     }),

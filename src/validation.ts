@@ -1,6 +1,7 @@
 import { InvalidInputError } from './errors.js';
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+/** A PostgreSQL identifier that needs no quoting rules beyond double quotes. */
+export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 // S3 bucket naming rules: characters, length, no adjacent periods, not an IPv4 address.
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const IPV4_ADDRESS = /^\d{1,3}(?:\.\d{1,3}){3}$/;
