@@ -1,7 +1,7 @@
 // Set-based seeding of a benchmark archive: everything is generated inside PostgreSQL with
 // generate_series, so seeding 10 million files costs no round trips and no Node memory.
 import type pg from 'pg';
-import { orcaTablesSql } from '../src/ddl.js';
+import { orcaTablesSql } from '../src/sql/ddl.js';
 
 export const BUCKET = 'bench-orca-primary';
 export const OTHER_BUCKET = 'bench-orca-secondary';

@@ -6,9 +6,8 @@
  * ```ts
  * import { OrcaReconcileError, type OrcaReconcileErrorCode } from 'orca-reconcile';
  *
- * // Failures that mean the message itself is wrong: retrying it will not help.
- * const refusals: OrcaReconcileErrorCode[] = ['INVALID_INPUT', 'JOB_NOT_FOUND', 'LOCATION_MISMATCH'];
- * const isRefusal = (error: unknown) => error instanceof OrcaReconcileError && refusals.includes(error.code);
+ * const retryable: OrcaReconcileErrorCode[] = ['DATABASE', 'TIMEOUT', 'QUEUE'];
+ * const worthRetrying = (error: unknown) => error instanceof OrcaReconcileError && retryable.includes(error.code);
  * ```
  */
 export type OrcaReconcileErrorCode =
@@ -262,4 +261,32 @@ export function sqlStateOf(error: unknown): string | undefined {
   if (error instanceof OrcaReconcileError) return undefined;
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+const REFUSAL_CODES: ReadonlySet<OrcaReconcileErrorCode> = new Set([
+  'INVALID_INPUT',
+  'JOB_NOT_FOUND',
+  'LOCATION_MISMATCH',
+  'INVENTORY_NOT_LOADED',
+]);
+
+/**
+ * Whether a failure means the request itself is wrong: bad input, an unknown job, a job of
+ * another bucket, or a job whose listing is not loaded yet. A refused run changes nothing in the
+ * database, and running the same request again will not help.
+ *
+ * @example
+ * ```ts
+ * import { isRefusal, task } from 'orca-reconcile';
+ *
+ * try {
+ *   await task(input, dependencies);
+ * } catch (error) {
+ *   if (isRefusal(error)) console.error('nothing was done:', (error as Error).message);
+ *   else throw error;
+ * }
+ * ```
+ */
+export function isRefusal(error: unknown): error is OrcaReconcileError {
+  return error instanceof OrcaReconcileError && REFUSAL_CODES.has(error.code);
 }

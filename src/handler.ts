@@ -3,7 +3,8 @@ import pg from 'pg';
 import { ConfigurationError, InvalidInputError, messageOf } from './errors.js';
 import type { Database } from './database.js';
 import type { SqsSender } from './queue.js';
-import type { RetryOptions } from './retry.js';
+import { invocationDeadline } from './deadline.js';
+import type { Backoff } from './retry.js';
 import type { ReconcileOutput } from './schemas.js';
 import { task } from './task.js';
 import { type Logger, silentLogger } from './types.js';
@@ -94,7 +95,7 @@ export interface HandlerOptions {
   /** PostgreSQL schema of the ORCA tables. Default `orca`. */
   schema?: string;
   /** Backoff of the retried steps. */
-  retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation'>;
+  retry?: Backoff;
   /** Where configuration variables are read. Default `process.env`. */
   env?: Record<string, string | undefined>;
   /**
@@ -267,8 +268,7 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   }
 
   const handler = async (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput> => {
-    const remaining = context?.getRemainingTimeInMillis?.();
-    const deadline = typeof remaining === 'number' && Number.isFinite(remaining) ? Date.now() + remaining - timeoutMarginMs : undefined;
+    const deadline = invocationDeadline(context?.getRemainingTimeInMillis?.(), timeoutMarginMs);
     const input = parseReconcileEvent(event);
     const queueUrl = options.queueUrl ?? requireVariable(env, 'INTERNAL_REPORT_QUEUE_URL');
     const sqsClient = sqs();

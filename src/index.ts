@@ -1,16 +1,17 @@
 export { generateReports } from './reports.js';
 export type { GenerateReportsOptions, ReportCounts, ReportTarget } from './reports.js';
-export { OrcaStatus, updateJob } from './job.js';
+export { updateJob } from './job.js';
+export { OrcaStatus } from './status.js';
 export type { JobUpdate, UpdateJobOptions } from './job.js';
 export { isTransientDatabaseError, retryError } from './retry.js';
-export type { RetryOptions } from './retry.js';
+export type { Backoff, RetryOptions } from './retry.js';
 export { removeJobFromQueue } from './queue.js';
 export type { QueueMessage, RemoveJobOptions, SqsSender } from './queue.js';
 export { task } from './task.js';
 export type { TaskDependencies, TaskInput, TaskOutput } from './task.js';
 export { createHandler } from './handler.js';
 export type { DbConnectInfo, HandlerOptions, LambdaContextLike, ReconcileHandler } from './handler.js';
-export { readReport, readReportPage } from './export.js';
+export { readReport, readReportPage } from './read-report.js';
 export type {
   MismatchReportRow,
   OrphanReportRow,
@@ -21,7 +22,7 @@ export type {
   ReportPage,
   ReportQuery,
   ReportRows,
-} from './export.js';
+} from './read-report.js';
 export { inputSchema, outputSchema } from './schemas.js';
 export type { ReconcileEvent, ReconcileOutput } from './schemas.js';
 export { parseReconcileEvent } from './validation.js';
@@ -37,6 +38,7 @@ export {
   QueueError,
   StaleInventoryError,
   TimeoutError,
+  isRefusal,
 } from './errors.js';
 export type { OrcaReconcileErrorCode } from './errors.js';
 export type { Database, PoolLike, Queryable, TransactionRunner } from './database.js';

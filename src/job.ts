@@ -1,38 +1,11 @@
 import { DatabaseError, InvalidInputError, JobNotFoundError } from './errors.js';
 import { type Database, type Queryable } from './database.js';
-import { type RetryOptions, isTransientDatabaseError, retryError } from './retry.js';
+import { type Backoff, isTransientDatabaseError, retryError } from './retry.js';
+import { jobExistsSql, updateJobSql } from './sql/jobs.js';
+import { type QuotedSchema, schemaOf } from './sql/schema.js';
+import { OrcaStatus } from './status.js';
 import type { Logger, SchemaOptions } from './types.js';
-import { quoteSchema, validateJobId } from './validation.js';
-
-/**
- * Status ids of `reconcile_status`, as stored in `reconcile_job.status_id`.
- *
- * @example
- * ```ts
- * import { OrcaStatus, updateJob } from 'orca-reconcile';
- *
- * await updateJob(pool, { jobId: 42, status: OrcaStatus.GeneratingReports });
- * ```
- */
-export const OrcaStatus = {
-  GettingS3List: 1,
-  Staged: 2,
-  GeneratingReports: 3,
-  Error: 4,
-  Success: 5,
-} as const;
-
-/**
- * One of the {@link OrcaStatus} values.
- *
- * @example
- * ```ts
- * import { OrcaStatus } from 'orca-reconcile';
- *
- * const finished = (status: OrcaStatus) => status === OrcaStatus.Error || status === OrcaStatus.Success;
- * ```
- */
-export type OrcaStatus = (typeof OrcaStatus)[keyof typeof OrcaStatus];
+import { validateJobId } from './validation.js';
 
 const STATUS_VALUES = new Set<number>(Object.values(OrcaStatus));
 
@@ -66,25 +39,8 @@ export interface JobUpdate {
  */
 export interface UpdateJobOptions extends SchemaOptions {
   /** Backoff for transient database errors. Only transient errors are ever retried. */
-  retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation'>;
+  retry?: Backoff;
   logger?: Pick<Logger, 'warn'>;
-}
-
-/**
- * Sets status and timestamps in one statement. Terminal statuses (error, success) stamp
- * end_time; every other status clears it. One clock_timestamp() (not now()) for both stamps: a
- * change made late in a long transaction is stamped with its own time, and last_update equals
- * end_time exactly.
- */
-export function updateJobSql(schema: string): string {
-  return `
-UPDATE ${schema}.reconcile_job
-SET status_id = $2::int2,
-    last_update = stamp.now,
-    end_time = CASE WHEN $2::int2 IN (${OrcaStatus.Error}, ${OrcaStatus.Success}) THEN stamp.now END,
-    error_message = $3::text
-FROM (SELECT clock_timestamp() AS now) AS stamp
-WHERE id = $1::int8`;
 }
 
 /** Checks a status change against the spec's rules and returns the message to store. */
@@ -112,21 +68,19 @@ export function validateJobUpdate(update: JobUpdate): { jobId: number; status: O
  */
 export async function writeJobStatus(
   client: Queryable,
-  quotedSchema: string,
+  schema: QuotedSchema,
   update: { jobId: number; status: OrcaStatus; errorMessage: string | null },
   onlyFrom?: readonly OrcaStatus[],
 ): Promise<void> {
-  const guard = onlyFrom ? ` AND status_id = ANY($4::int2[])` : '';
-  const values: unknown[] = [update.jobId, update.status, update.errorMessage];
-  if (onlyFrom) values.push(onlyFrom);
-  const result = (await client.query(updateJobSql(quotedSchema) + guard, values)) as {
+  const values = [update.jobId, update.status, update.errorMessage, onlyFrom ?? null];
+  const result = (await client.query(updateJobSql(schema), values)) as {
     rowCount?: number | null;
     affectedRows?: number;
   };
   const changed = result.rowCount ?? result.affectedRows ?? 0;
   if (changed > 0) return;
   if (!onlyFrom) throw new JobNotFoundError(update.jobId);
-  const { rows } = await client.query(`SELECT 1 FROM ${quotedSchema}.reconcile_job WHERE id = $1::int8`, [update.jobId]);
+  const { rows } = await client.query(jobExistsSql(schema), [update.jobId]);
   if (rows.length === 0) throw new JobNotFoundError(update.jobId);
 }
 
@@ -148,7 +102,7 @@ export async function writeJobStatus(
  */
 export async function updateJob(database: Database, update: JobUpdate, options: UpdateJobOptions = {}): Promise<void> {
   const checked = validateJobUpdate(update);
-  const schema = quoteSchema(options.schema ?? 'orca');
+  const schema = schemaOf(options);
   const attempt = retryError({
     ...options.retry,
     shouldRetry: isTransientDatabaseError,

@@ -1,6 +1,6 @@
 import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import { QueueError } from './errors.js';
-import { type RetryOptions, retryError } from './retry.js';
+import { type Backoff, retryError } from './retry.js';
 import type { Logger } from './types.js';
 import { validateQueueUrl, validateReceiptHandle } from './validation.js';
 
@@ -54,7 +54,7 @@ export interface QueueMessage {
  */
 export interface RemoveJobOptions {
   /** Backoff for failed deletes. Every error is retried, 3 times by default. */
-  retry?: Omit<RetryOptions, 'logger' | 'operation'>;
+  retry?: Backoff;
   logger?: Pick<Logger, 'warn'>;
 }
 

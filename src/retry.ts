@@ -38,6 +38,21 @@ export interface RetryOptions {
   now?: () => number;
 }
 
+/**
+ * The spacing of retries, as callers of {@link task}, {@link generateReports} and the other
+ * functions set it: how many retries and how long between them. Which errors are retried, and
+ * until when, is each function's own rule.
+ *
+ * @example
+ * ```ts
+ * import { generateReports, type Backoff } from 'orca-reconcile';
+ *
+ * const patient: Backoff = { maxRetries: 5, backoffInSeconds: 2, backoffFactor: 3 };
+ * await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, { retry: patient });
+ * ```
+ */
+export type Backoff = Pick<RetryOptions, 'maxRetries' | 'backoffInSeconds' | 'backoffFactor' | 'sleep' | 'random' | 'now'>;
+
 const defaultSleep = (milliseconds: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, milliseconds));
 

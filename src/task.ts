@@ -1,25 +1,15 @@
-import {
-  InvalidInputError,
-  InventoryNotLoadedError,
-  JobNotFoundError,
-  LocationMismatchError,
-  messageOf,
-} from './errors.js';
-import { type Database, withTransaction } from './database.js';
-import { guardedTransaction, limitTransaction, lockJob, readReportCounts } from './guard.js';
-import { OrcaStatus, writeJobStatus } from './job.js';
+import { InvalidInputError, isRefusal, messageOf } from './errors.js';
+import type { Database } from './database.js';
+import { type Deadline, RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
+import { type JobTransactionOptions, guardedTransaction, jobTransaction } from './guard.js';
+import { writeJobStatus } from './job.js';
 import { type SqsSender, removeJobFromQueue } from './queue.js';
-import { type ReportCounts, replaceReports } from './reports.js';
-import { type RetryOptions, isTransientDatabaseError, retryError } from './retry.js';
+import { type ReportCounts, readReportCounts, replaceReports } from './reports.js';
+import type { Backoff } from './retry.js';
+import { schemaOf } from './sql/schema.js';
+import { OrcaStatus } from './status.js';
 import { type Logger, silentLogger } from './types.js';
-import {
-  quoteSchema,
-  validateArchiveLocation,
-  validateDeadline,
-  validateJobId,
-  validateQueueUrl,
-  validateReceiptHandle,
-} from './validation.js';
+import { validateArchiveLocation, validateJobId, validateQueueUrl, validateReceiptHandle } from './validation.js';
 
 /**
  * What one reconciliation run works on.
@@ -74,7 +64,7 @@ export interface TaskDependencies {
   /** PostgreSQL schema of the ORCA tables. Default `orca`. */
   schema?: string;
   /** Backoff of every retried step (database work on transient errors, the SQS delete on any). */
-  retry?: Omit<RetryOptions, 'shouldRetry' | 'logger' | 'operation' | 'deadline'>;
+  retry?: Backoff;
   /**
    * Epoch milliseconds by which the database work must end. Statements and lock waits are cut
    * off then, no retry starts after it, and the job is marked `error` with a
@@ -132,54 +122,132 @@ export interface TaskOutput extends ReportCounts {
  * ```
  */
 export async function task(input: TaskInput, dependencies: TaskDependencies): Promise<TaskOutput> {
+  const run = prepareRun(input, dependencies);
+  let finished: { counts: ReportCounts; regenerated: boolean };
+  try {
+    const stored = await startJob(run);
+    finished = stored ? { counts: stored, regenerated: false } : await writeReportsAndFinish(run);
+  } catch (error) {
+    if (isRefusal(error)) run.logger.error('reconciliation refused', { ...run.where, error: messageOf(error) });
+    else await markFailed(run, error);
+    throw error;
+  }
+  await deleteMessage(run);
+  run.logger.info('reconciliation finished', {
+    ...run.where,
+    ...finished.counts,
+    regenerated: finished.regenerated,
+    durationMs: Date.now() - run.startedAt,
+  });
+  return { jobId: run.jobId, ...finished.counts };
+}
+
+/** One run's validated input and dependencies. */
+interface Run {
+  jobId: number;
+  /** The job and its bucket, as every log line of the run names them. */
+  where: { jobId: number; orcaArchiveLocation: string };
+  database: Database;
+  logger: Logger;
+  startedAt: number;
+  deadline: Deadline | undefined;
+  /** What every transaction of the run is given. */
+  job: Omit<JobTransactionOptions, 'operation'>;
+  message: { sqs: SqsSender; queueUrl: string; receiptHandle: string } | undefined;
+  retry: Backoff | undefined;
+}
+
+/** Checks everything the run was given before anything touches the database or the queue. */
+function prepareRun(input: TaskInput, dependencies: TaskDependencies): Run {
   const jobId = validateJobId(input?.jobId);
   const orcaArchiveLocation = validateArchiveLocation(input.orcaArchiveLocation);
   const message = validateMessage(input, dependencies);
-  const schema = quoteSchema(dependencies.schema ?? 'orca');
+  const schema = schemaOf(dependencies);
   const startedAt = Date.now();
-  const deadline =
-    dependencies.deadline === undefined ? undefined : { at: validateDeadline(dependencies.deadline), startedAt };
-  const { database } = dependencies;
+  const deadline = deadlineOf(dependencies.deadline, startedAt);
   const logger = dependencies.logger ?? silentLogger;
-  const guard = { jobId, orcaArchiveLocation, schema, deadline, retry: dependencies.retry, logger };
-
-  let counts: ReportCounts;
-  let regenerated = false;
-  try {
-    const stored = await guardedTransaction(database, { ...guard, operation: 'start job' }, async (tx, job) => {
-      if (job.status === OrcaStatus.Success) return readReportCounts(tx, schema, jobId);
-      await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.GeneratingReports, errorMessage: null });
-      return undefined;
-    });
-    counts =
-      stored ??
-      (await guardedTransaction(database, { ...guard, operation: 'generate reports' }, async (tx, job) => {
-        regenerated = false; // this attempt's answer, whatever an earlier attempt set
-        // Another run may have finished the job while this one waited for the lock.
-        if (job.status === OrcaStatus.Success) return readReportCounts(tx, schema, jobId);
-        const written = await replaceReports(tx, jobId, orcaArchiveLocation, schema);
-        // Reports and the success status commit together: no reader sees one without the other.
-        await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.Success, errorMessage: null });
-        regenerated = true;
-        return written;
-      }));
-  } catch (error) {
-    if (!isMessageError(error)) await recordFailure(database, schema, dependencies, logger, jobId, error, deadline?.at);
-    else logger.error('reconciliation refused', { jobId, orcaArchiveLocation, error: messageOf(error) });
-    throw error;
-  }
-
-  if (message) {
-    await removeJobFromQueue(message.sqs, message, { retry: dependencies.retry, logger });
-  }
-  logger.info('reconciliation finished', {
+  const retry = dependencies.retry;
+  return {
     jobId,
-    orcaArchiveLocation,
-    ...counts,
-    regenerated,
-    durationMs: Date.now() - startedAt,
+    where: { jobId, orcaArchiveLocation },
+    database: dependencies.database,
+    logger,
+    startedAt,
+    deadline,
+    job: { jobId, orcaArchiveLocation, schema, deadline, retry, logger },
+    message,
+    retry,
+  };
+}
+
+/**
+ * Step 1: checks the job and marks it `generating reports`. Resolves to the stored counts when
+ * the job is already `success`, so that it is not run again.
+ */
+function startJob(run: Run): Promise<ReportCounts | undefined> {
+  const { schema, jobId } = run.job;
+  return guardedTransaction(run.database, { ...run.job, operation: 'start job' }, async (tx, job) => {
+    if (job.status === OrcaStatus.Success) return readReportCounts(tx, schema, jobId);
+    await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.GeneratingReports, errorMessage: null });
+    return undefined;
   });
-  return { jobId, ...counts };
+}
+
+/**
+ * Step 2: replaces the reports and marks the job `success` in one transaction, so no reader sees
+ * one without the other. `regenerated` is false when another run finished the job meanwhile.
+ */
+function writeReportsAndFinish(run: Run): Promise<{ counts: ReportCounts; regenerated: boolean }> {
+  const { schema, jobId, orcaArchiveLocation } = run.job;
+  return guardedTransaction(run.database, { ...run.job, operation: 'generate reports' }, async (tx, job) => {
+    // Another run may have finished the job while this one waited for the lock.
+    if (job.status === OrcaStatus.Success) return { counts: await readReportCounts(tx, schema, jobId), regenerated: false };
+    const counts = await replaceReports(tx, jobId, orcaArchiveLocation, schema);
+    await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.Success, errorMessage: null });
+    return { counts, regenerated: true };
+  });
+}
+
+/**
+ * Step 3: deletes the job message, when the run came from one. The reports are committed by now:
+ * a failure here leaves the job `success` and throws {@link QueueError}.
+ */
+async function deleteMessage(run: Run): Promise<void> {
+  if (!run.message) return;
+  await removeJobFromQueue(run.message.sqs, run.message, { retry: run.retry, logger: run.logger });
+}
+
+/**
+ * On failure: marks the job `error` with the failure's message, unless it is `success` (another
+ * run finished it) or still getting its listing. It gets its own short deadline, so that a run
+ * that timed out can still record why. If even that fails, both failures are logged; the caller
+ * re-throws the first.
+ */
+async function markFailed(run: Run, error: unknown): Promise<void> {
+  const errorMessage = messageOf(error);
+  run.logger.error('reconciliation failed', { jobId: run.jobId, error: errorMessage });
+  const { schema, jobId } = run.job;
+  const failed = { jobId, status: OrcaStatus.Error, errorMessage } as const;
+  try {
+    await jobTransaction(
+      run.database,
+      {
+        ...run.job,
+        operation: 'mark job error',
+        deadline: failureDeadline(run.deadline),
+        limitMs: RECORD_FAILURE_TIMEOUT_MS,
+        // Logged beside the run's own failure: the driver's words say most.
+        rawErrors: true,
+      },
+      (tx) => writeJobStatus(tx, schema, failed, [OrcaStatus.Staged, OrcaStatus.GeneratingReports, OrcaStatus.Error]),
+    );
+  } catch (statusError) {
+    run.logger.error('could not mark the job as error', {
+      jobId: run.jobId,
+      error: errorMessage,
+      statusUpdateError: messageOf(statusError),
+    });
+  }
 }
 
 /** The message to delete at the end, if the run came from one. */
@@ -195,60 +263,4 @@ function validateMessage(
     throw new InvalidInputError('sqs', 'sqs must be an SQS client (anything with send(command)) when queueUrl is given');
   }
   return { sqs, queueUrl, receiptHandle };
-}
-
-/** Failures that mean the message itself is wrong: the job is not touched. */
-function isMessageError(error: unknown): boolean {
-  return (
-    error instanceof InvalidInputError ||
-    error instanceof JobNotFoundError ||
-    error instanceof LocationMismatchError ||
-    error instanceof InventoryNotLoadedError
-  );
-}
-
-// Marking the job failed gets this long for its lock wait, its statement and its retries, so a
-// run that timed out can still record why before the host stops it. The handler's safety margin
-// is larger than this.
-const RECORD_FAILURE_TIMEOUT_MS = 5_000;
-
-/**
- * Marks the job `error`, unless it is `success` (another run finished it) or still getting its
- * listing. If even that fails, logs both failures; the caller re-throws the first.
- */
-async function recordFailure(
-  database: Database,
-  schema: string,
-  dependencies: TaskDependencies,
-  logger: Logger,
-  jobId: number,
-  error: unknown,
-  deadline: number | undefined,
-): Promise<void> {
-  const errorMessage = messageOf(error);
-  logger.error('reconciliation failed', { jobId, error: errorMessage });
-  const update = { jobId, status: OrcaStatus.Error, errorMessage } as const;
-  const mark = retryError({
-    ...dependencies.retry,
-    shouldRetry: isTransientDatabaseError,
-    logger,
-    operation: 'mark job error',
-    // Past the run's deadline, only the time reserved for recording the failure is left.
-    deadline: deadline === undefined ? undefined : Math.max(deadline, Date.now()) + RECORD_FAILURE_TIMEOUT_MS,
-  })(() =>
-    withTransaction(database, async (tx) => {
-      await limitTransaction(tx, RECORD_FAILURE_TIMEOUT_MS);
-      await lockJob(tx, jobId);
-      await writeJobStatus(tx, schema, update, [OrcaStatus.Staged, OrcaStatus.GeneratingReports, OrcaStatus.Error]);
-    }),
-  );
-  try {
-    await mark();
-  } catch (statusError) {
-    logger.error('could not mark the job as error', {
-      jobId,
-      error: errorMessage,
-      statusUpdateError: messageOf(statusError),
-    });
-  }
 }

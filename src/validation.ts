@@ -8,7 +8,8 @@ const IPV4_ADDRESS = /^\d{1,3}(?:\.\d{1,3}){3}$/;
 const MAX_RECEIPT_HANDLE_LENGTH = 8192;
 const MAX_QUEUE_URL_LENGTH = 2048;
 
-function describe(value: unknown): string {
+/** A short description of a bad value for an error message: never a long or secret string. */
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
@@ -79,20 +80,6 @@ export function validateDeadline(value: unknown, field = 'deadline'): number {
     throw new InvalidInputError(field, `${field} must be a finite number of epoch milliseconds, got ${describe(value)}`);
   }
   return value;
-}
-
-/**
- * Validates a PostgreSQL schema name and returns it double-quoted, ready to prefix table names.
- * Quoting keeps the name exactly as given (case-sensitive).
- */
-export function quoteSchema(value: unknown, field = 'schema'): string {
-  if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
-    throw new InvalidInputError(
-      field,
-      `${field} must be a PostgreSQL identifier (1 to 63 characters: a letter or "_", then letters, digits, "_" or "$"), got ${describe(value)}`,
-    );
-  }
-  return `"${value}"`;
 }
 
 /**

@@ -2,7 +2,8 @@ import pg from 'pg';
 import Table from 'cli-table3';
 import type { Command } from 'commander';
 import { DatabaseError, InvalidInputError, messageOf } from '../errors.js';
-import { quoteSchema, validateArchiveLocation, validateJobId } from '../validation.js';
+import { quoteSchema } from '../sql/schema.js';
+import { validateArchiveLocation, validateJobId } from '../validation.js';
 
 /** Where a command writes, and what it reads from the environment. Tests pass their own. */
 export interface CliIO {

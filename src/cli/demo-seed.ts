@@ -1,6 +1,7 @@
 // The demo's sample archive: its constants, the counts its reports must show, and the set-based
 // statements that seed it.
 import type { PGlite } from '@electric-sql/pglite';
+import { quoteSchema } from '../sql/schema.js';
 
 export const SCHEMA = 'orca';
 export const PRIMARY = 'demo-orca-primary';
@@ -43,7 +44,7 @@ export function expectedDemoCounts(files: number) {
 }
 
 
-const q = `"${SCHEMA}"`;
+const q = quoteSchema(SCHEMA);
 
 // Records each status a job takes, with the time, as ORCA's own tables keep only the last one.
 export const STATUS_TRAIL_SQL = `

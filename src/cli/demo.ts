@@ -2,7 +2,9 @@ import type * as PGliteModule from '@electric-sql/pglite';
 import type { PGlite } from '@electric-sql/pglite';
 import Table from 'cli-table3';
 import type * as FauxqsModule from 'fauxqs';
-import { createOrcaTables } from '../ddl.js';
+import { createOrcaTables } from '../sql/ddl.js';
+import { mismatchTypeCountsSql, reportCountColumns } from '../sql/reports.js';
+import { quoteSchema } from '../sql/schema.js';
 import { ConfigurationError } from '../errors.js';
 import { type ReportKind, type ReportRows, readReportPage, task } from '../index.js';
 import { type CliIO, type RegisterCommand, FlagError, flagPositiveInteger, writeLine } from './common.js';
@@ -91,7 +93,7 @@ export const registerDemo: RegisterCommand = (program, io) => {
     });
 };
 
-const q = `"${SCHEMA}"`;
+const q = quoteSchema(SCHEMA);
 
 async function runDemo(io: CliIO, files: number, modules: DemoModules): Promise<void> {
   const started = performance.now();
@@ -168,7 +170,7 @@ async function runDemo(io: CliIO, files: number, modules: DemoModules): Promise<
 
     const expected = expectedDemoCounts(files);
     const byType = await lite.query<{ discrepancy_type: string; n: number }>(
-      `SELECT discrepancy_type, count(*)::int AS n FROM ${q}.reconcile_catalog_mismatch_report WHERE job_id = $1 GROUP BY 1`,
+      mismatchTypeCountsSql(q),
       [jobId],
     );
     const found = new Map(byType.rows.map((row) => [row.discrepancy_type, row.n]));
@@ -264,18 +266,17 @@ const shortEtag = (etag: string): string => (etag.length > 12 ? `${etag.slice(0,
 
 /** Everything of the secondary bucket that a run of the primary job must leave as it was. */
 async function secondarySnapshot(lite: PGlite, jobId: number) {
-  const { rows } = await lite.query<{ state: string; status: string; listed: number; report_rows: number }>(
+  const { rows } = await lite.query<{ state: string; status: string; listed: number; phantoms: number; orphans: number; mismatches: number }>(
     `SELECT (SELECT to_jsonb(j)::text FROM ${q}.reconcile_job j WHERE j.id = $1)
             || (SELECT md5(string_agg(to_jsonb(o)::text, ',' ORDER BY o.key_path)) FROM ${q}.reconcile_s3_object o
                 WHERE o.orca_archive_location = $2) AS state,
             (SELECT s.value FROM ${q}.reconcile_job j JOIN ${q}.reconcile_status s ON s.id = j.status_id WHERE j.id = $1) AS status,
             (SELECT count(*)::int FROM ${q}.reconcile_s3_object WHERE orca_archive_location = $2) AS listed,
-            (SELECT count(*)::int FROM ${q}.reconcile_phantom_report WHERE job_id = $1)
-            + (SELECT count(*)::int FROM ${q}.reconcile_orphan_report WHERE job_id = $1)
-            + (SELECT count(*)::int FROM ${q}.reconcile_catalog_mismatch_report WHERE job_id = $1) AS report_rows`,
+            ${reportCountColumns(q, '$1::int8')}`,
     [jobId, SECONDARY],
   );
   const row = rows[0]!;
-  return { state: row.state, status: row.status, listed: row.listed, reportRows: row.report_rows };
+  const reportRows = Number(row.phantoms) + Number(row.orphans) + Number(row.mismatches);
+  return { state: row.state, status: row.status, listed: row.listed, reportRows };
 }
 

@@ -1,5 +1,6 @@
 import { DatabaseError } from '../errors.js';
-import { quoteSchema } from '../validation.js';
+import { recentJobsSql } from '../sql/jobs.js';
+import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
@@ -41,22 +42,6 @@ export interface JobSummary {
   mismatches: number;
 }
 
-// Newest first by id (bigserial: creation order; indexed). Each count is an index range scan:
-// every report's primary key leads with job_id.
-const recentJobsSql = (schema: string): string => {
-  const s = quoteSchema(schema);
-  return `SELECT j.id, j.orca_archive_location, j.status_id, st.value AS status, j.start_time, j.last_update,
-       j.end_time, j.error_message,
-       (SELECT count(*) FROM ${s}.reconcile_phantom_report r WHERE r.job_id = j.id) AS phantoms,
-       (SELECT count(*) FROM ${s}.reconcile_orphan_report r WHERE r.job_id = j.id) AS orphans,
-       (SELECT count(*) FROM ${s}.reconcile_catalog_mismatch_report r WHERE r.job_id = j.id) AS mismatches
-     FROM ${s}.reconcile_job j
-     JOIN ${s}.reconcile_status st ON st.id = j.status_id
-     WHERE $1::text IS NULL OR j.orca_archive_location = $1::text
-     ORDER BY j.id DESC
-     LIMIT $2`;
-};
-
 export const registerJobs: RegisterCommand = (program, io) => {
   program
     .command('jobs')
@@ -93,7 +78,7 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
   const pool = await connectPool(databaseUrl, flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url');
   let jobs: JobSummary[];
   try {
-    const { rows } = await pool.query(recentJobsSql(flags.schema), [flags.location ?? null, flags.limit]);
+    const { rows } = await pool.query(recentJobsSql(quoteSchema(flags.schema)), [flags.location ?? null, flags.limit]);
     jobs = rows.map(toJobSummary);
   } catch (error) {
     throw new DatabaseError('list jobs', error);

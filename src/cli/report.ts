@@ -2,9 +2,10 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
 import { DatabaseError, JobNotFoundError, messageOf } from '../errors.js';
-import { REPORT_KINDS, type ReportKind, readReport, reportColumns } from '../export.js';
+import { REPORT_KINDS, type ReportKind, readReport, reportColumns } from '../read-report.js';
 import type { Database } from '../database.js';
-import { quoteSchema } from '../validation.js';
+import { jobExistsSql } from '../sql/jobs.js';
+import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
@@ -33,8 +34,6 @@ interface ReportFlags {
   schema: string;
   batchSize: number;
 }
-
-const jobExistsSql = (schema: string): string => `SELECT 1 FROM ${quoteSchema(schema)}.reconcile_job WHERE id = $1::int8`;
 
 export const registerReport: RegisterCommand = (program, io) => {
   program
@@ -132,7 +131,7 @@ async function exportReport(flags: ReportFlags, io: CliIO): Promise<void> {
 async function checkJobExists(database: Database, schema: string, jobId: number): Promise<void> {
   let found: boolean;
   try {
-    found = (await database.query(jobExistsSql(schema), [jobId])).rows.length > 0;
+    found = (await database.query(jobExistsSql(quoteSchema(schema)), [jobId])).rows.length > 0;
   } catch (error) {
     throw new DatabaseError('read job', error);
   }

@@ -1,7 +1,7 @@
 import { type Queryable, withTransaction } from '../database.js';
-import { createOrcaTables, validatePartitionBucket } from '../ddl.js';
+import { createOrcaTables, inventoryTableName, partitionBoundsSql, validatePartitionBucket } from '../sql/ddl.js';
 import { DatabaseError, OrcaReconcileError, messageOf } from '../errors.js';
-import { quoteSchema } from '../validation.js';
+import { quoteSchema } from '../sql/schema.js';
 import { type RegisterCommand, FlagError, flagDatabaseUrl, flagSchema, openPool, writeLine } from './common.js';
 
 interface SchemaFlags {
@@ -67,12 +67,7 @@ export const registerSchema: RegisterCommand = (program, io) => {
 
 /** The buckets that have an inventory partition in `schema`, whoever created them, sorted. */
 export async function listPartitionBuckets(db: Queryable, schema: string): Promise<string[]> {
-  const { rows } = await db.query(
-    `SELECT pg_get_expr(c.relpartbound, c.oid) AS bound
-     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-     WHERE i.inhparent = to_regclass($1)`,
-    [`${quoteSchema(schema)}.reconcile_s3_object`],
-  );
+  const { rows } = await db.query(partitionBoundsSql, [inventoryTableName(quoteSchema(schema))]);
   const buckets = (rows as { bound: string | null }[]).flatMap(({ bound }) =>
     // "FOR VALUES IN ('a', 'b')": bucket names hold no quote, but undouble them all the same.
     [...(bound ?? '').matchAll(/'((?:[^']|'')*)'/g)].map((match) => match[1]!.replaceAll("''", "'")),

@@ -1,4 +1,4 @@
-import { OrcaStatus } from '../../src/job.js';
+import { OrcaStatus } from '../../src/status.js';
 import type { TestDatabase } from './database.js';
 
 const q = (schema: string): string => `"${schema}"`;

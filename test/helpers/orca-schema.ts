@@ -1,4 +1,4 @@
-import { orcaTablesSql, partitionName } from '../../src/ddl.js';
+import { orcaTablesSql, partitionName } from '../../src/sql/ddl.js';
 import type { TestDatabase } from './database.js';
 
 export { partitionName };

@@ -1,5 +1,5 @@
-import type { ReportKind, ReportRows } from '../../src/export.js';
-import { reportColumns } from '../../src/export.js';
+import type { ReportKind, ReportRows } from '../../src/read-report.js';
+import { reportColumns } from '../../src/read-report.js';
 import type { TestDatabase } from './database.js';
 
 export const REPORT_TABLE: Record<ReportKind, string> = {

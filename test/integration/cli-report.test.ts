@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { printable } from '../../src/cli/common.js';
 import { runCli } from '../../src/cli/main.js';
-import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/export.js';
+import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/read-report.js';
 import { readReport } from '../../src/index.js';
 import { memoryIO, parseCsvStrict, tableRows } from '../helpers/cli-io.js';
 import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/database.js';
-import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/export.js';
+import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/read-report.js';
 import { DatabaseError, InvalidInputError, type ReportPage, readReport, readReportPage } from '../../src/index.js';
 import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
 import { insertJob } from '../helpers/factories.js';

@@ -18,6 +18,7 @@ const RUNTIME_EXPORTS = [
   'createHandler',
   'generateReports',
   'inputSchema',
+  'isRefusal',
   'isTransientDatabaseError',
   'outputSchema',
   'parseReconcileEvent',

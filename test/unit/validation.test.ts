@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError, parseReconcileEvent } from '../../src/index.js';
-import { quoteSchema } from '../../src/validation.js';
+import { quoteSchema } from '../../src/sql/schema.js';
 
 const valid = { jobId: 7, orcaArchiveLocation: 'prefix-orca-primary', messageReceiptHandle: 'AQEB-handle' };
 

@@ -1,7 +1,18 @@
 import { type Database, type Queryable, withTransaction } from './database.js';
 import { DatabaseError, InvalidInputError, OrcaReconcileError } from './errors.js';
+import {
+  REPORT_KINDS,
+  REPORT_TABLES,
+  type ReportKind,
+  closeCursorSql,
+  declareReportCursorSql,
+  fetchCursorSql,
+  reportPageSql,
+} from './sql/reports.js';
+import { READ_ONLY_SQL } from './sql/session.js';
+import { schemaOf } from './sql/schema.js';
 import type { SchemaOptions } from './types.js';
-import { quoteSchema, validateJobId } from './validation.js';
+import { validateJobId } from './validation.js';
 
 /**
  * A row of `reconcile_phantom_report`: a catalog file that S3 does not have. `orcaLastUpdate` is
@@ -96,54 +107,13 @@ export interface ReportRows {
   mismatch: MismatchReportRow;
 }
 
-/**
- * Name of one of the three reports: `phantom`, `orphan` or `mismatch`.
- *
- * @example
- * ```ts
- * import { readReportPage, type ReportKind } from 'orca-reconcile';
- *
- * for (const kind of ['phantom', 'orphan', 'mismatch'] as const satisfies readonly ReportKind[]) {
- *   const { rows } = await readReportPage(pool, { jobId: 42, kind }, { pageSize: 10 });
- *   console.log(kind, rows.length);
- * }
- * ```
- */
-export type ReportKind = keyof ReportRows;
+export type { ReportKind };
 
-interface ReportTable {
-  table: string;
-  /** Primary key after job_id: the order rows are read in, and the keyset of a page cursor. */
-  key: readonly string[];
-  columns: readonly string[];
-}
-
-const TABLES: Record<ReportKind, ReportTable> = {
-  phantom: {
-    table: 'reconcile_phantom_report',
-    key: ['collection_id', 'granule_id', 'key_path'],
-    columns: ['job_id', 'collection_id', 'granule_id', 'filename', 'key_path', 'orca_etag', 'orca_last_update',
-      'orca_size', 'orca_storage_class_id'],
-  },
-  orphan: {
-    table: 'reconcile_orphan_report',
-    key: ['key_path'],
-    columns: ['job_id', 'key_path', 'etag', 'last_update', 'size_in_bytes', 'storage_class'],
-  },
-  mismatch: {
-    table: 'reconcile_catalog_mismatch_report',
-    key: ['collection_id', 'granule_id', 'key_path'],
-    columns: ['job_id', 'collection_id', 'granule_id', 'filename', 'key_path', 'cumulus_archive_location', 'orca_etag',
-      's3_etag', 'orca_last_update', 's3_last_update', 'orca_size_in_bytes', 's3_size_in_bytes',
-      'orca_storage_class_id', 's3_storage_class', 'discrepancy_type'],
-  },
-};
-
-export const REPORT_KINDS = Object.keys(TABLES) as ReportKind[];
+export { REPORT_KINDS };
 
 /** The report's column names in table order, as the CSV header uses them. */
 export function reportColumns(kind: ReportKind): readonly string[] {
-  return TABLES[validateKind(kind)].columns;
+  return REPORT_TABLES[validateKind(kind)].columns;
 }
 
 /**
@@ -163,7 +133,7 @@ export interface ReportQuery {
 }
 
 function validateKind(kind: unknown): ReportKind {
-  if (typeof kind !== 'string' || !Object.hasOwn(TABLES, kind)) {
+  if (typeof kind !== 'string' || !Object.hasOwn(REPORT_TABLES, kind)) {
     throw new InvalidInputError('kind', `kind must be one of ${REPORT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   }
   return kind as ReportKind;
@@ -177,7 +147,7 @@ const TIME_COLUMNS = new Set(['orca_last_update', 'last_update', 's3_last_update
 /** Database row to typed row: int8 as number (sizes stay below 2^53), timestamps as Date. */
 function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown>): ReportRows[K] {
   const row: Record<string, unknown> = {};
-  for (const column of TABLES[kind].columns) {
+  for (const column of REPORT_TABLES[kind].columns) {
     const value = raw[column];
     if (INT8_COLUMNS.has(column)) row[camel(column)] = Number(value);
     else if (TIME_COLUMNS.has(column)) row[camel(column)] = value instanceof Date ? value : new Date(String(value));
@@ -239,9 +209,8 @@ export async function* readReport<K extends ReportKind>(
 ): AsyncGenerator<ReportRows[K], void, undefined> {
   const jobId = validateJobId(query?.jobId);
   const kind = validateKind(query.kind) as K;
-  const schema = quoteSchema(options.schema ?? 'orca');
+  const schema = schemaOf(options);
   const batchSize = positiveInteger(options.batchSize ?? 1000, 'batchSize', 100_000);
-  const { table, key, columns } = TABLES[kind];
   // Each read its own cursor name, so two reads on one client do not collide.
   const cursorName = `orca_report_rows_${(cursorCounter += 1)}`;
 
@@ -249,19 +218,15 @@ export async function* readReport<K extends ReportKind>(
   // through a small queue: the transaction fetches the next batch only once the last is consumed.
   const channel = createChannel<ReportRows[K][]>();
   const reading = withTransaction(database, async (tx: Queryable) => {
-    await tx.query('SET TRANSACTION READ ONLY');
-    await tx.query(
-      `DECLARE ${cursorName} NO SCROLL CURSOR FOR
-       SELECT ${columns.join(', ')} FROM ${schema}.${table} WHERE job_id = $1::int8 ORDER BY ${key.join(', ')}`,
-      [jobId],
-    );
+    await tx.query(READ_ONLY_SQL);
+    await tx.query(declareReportCursorSql(schema, kind, cursorName), [jobId]);
     for (;;) {
-      const { rows } = await tx.query(`FETCH FORWARD ${batchSize} FROM ${cursorName}`);
+      const { rows } = await tx.query(fetchCursorSql(cursorName, batchSize));
       if (rows.length === 0) break;
       const wanted = await channel.put(rows.map((raw) => toRow(kind, raw as Record<string, unknown>)));
       if (!wanted) break;
     }
-    await tx.query(`CLOSE ${cursorName}`);
+    await tx.query(closeCursorSql(cursorName));
   }).then(
     () => channel.end(),
     (error: unknown) => channel.fail(error instanceof OrcaReconcileError ? error : new DatabaseError('read report', error)),
@@ -398,25 +363,15 @@ export async function readReportPage<K extends ReportKind>(
 ): Promise<ReportPage<K>> {
   const jobId = validateJobId(query?.jobId);
   const kind = validateKind(query.kind) as K;
-  const schema = quoteSchema(options.schema ?? 'orca');
+  const schema = schemaOf(options);
   const pageSize = positiveInteger(options.pageSize ?? 100, 'pageSize', 10_000);
-  const { table, key, columns } = TABLES[kind];
+  const { key } = REPORT_TABLES[kind];
   const after = options.cursor === undefined || options.cursor === null ? undefined : decodeCursor(options.cursor, kind, key.length);
 
-  const values: unknown[] = [jobId, pageSize + 1];
-  let keyset = '';
-  if (after) {
-    const placeholders = after.map((_value, index) => `$${index + 3}`);
-    keyset = ` AND (${key.join(', ')}) > (${placeholders.join(', ')})`;
-    values.push(...after);
-  }
+  const values: unknown[] = [jobId, pageSize + 1, ...(after ?? [])];
   let rows: Record<string, unknown>[];
   try {
-    const result = await database.query(
-      `SELECT ${columns.join(', ')} FROM ${schema}.${table}
-       WHERE job_id = $1::int8${keyset} ORDER BY ${key.join(', ')} LIMIT $2`,
-      values,
-    );
+    const result = await database.query(reportPageSql(schema, kind, after !== undefined), values);
     rows = result.rows as Record<string, unknown>[];
   } catch (error) {
     throw new DatabaseError('read report page', error);

@@ -1,6 +1,7 @@
-import type { Queryable } from './database.js';
-import { InvalidInputError } from './errors.js';
-import { IDENTIFIER, quoteSchema, validateArchiveLocation } from './validation.js';
+import type { Queryable } from '../database.js';
+import { InvalidInputError } from '../errors.js';
+import { IDENTIFIER, validateArchiveLocation } from '../validation.js';
+import { type QuotedSchema, quoteSchema } from './schema.js';
 
 /** Name of a bucket's inventory partition, as ORCA derives it: every `-` becomes `_`. */
 export function partitionName(bucket: string): string {
@@ -157,3 +158,14 @@ function splitStatements(sql: string): string[] {
     .map((statement) => statement.trim().replace(/;$/, ''))
     .filter((statement) => statement !== '');
 }
+
+/**
+ * The partition bounds of the schema's inventory table, one row per partition
+ * (`FOR VALUES IN ('bucket')`). $1: the table's qualified name, as text for `to_regclass`.
+ */
+export const partitionBoundsSql = `SELECT pg_get_expr(c.relpartbound, c.oid) AS bound
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  WHERE i.inhparent = to_regclass($1)`;
+
+/** The qualified name of the schema's inventory table, as {@link partitionBoundsSql} takes it. */
+export const inventoryTableName = (s: QuotedSchema): string => `${s}.reconcile_s3_object`;

@@ -1,0 +1,49 @@
+import { OrcaStatus } from '../status.js';
+import type { QuotedSchema } from './schema.js';
+import { reportCountColumns } from './reports.js';
+
+// First key of the two-key advisory lock: "ORCA" in ASCII, so that the lock space of this library
+// stays apart from single-key locks other code may take on small integers.
+export const LOCK_NAMESPACE = 0x4f524341;
+
+/**
+ * Takes the job's transaction-scoped advisory lock. $1: the namespace, $2: the job id, mapped onto
+ * the lock's 31-bit second key; two jobs that collide only wait for each other.
+ */
+export const LOCK_JOB_SQL = 'SELECT pg_advisory_xact_lock($1::int4, ($2::int8 % 2147483648)::int4)';
+
+/** A job's status and bucket. $1: job id. */
+export const selectJobSql = (s: QuotedSchema): string =>
+  `SELECT status_id, orca_archive_location FROM ${s}.reconcile_job WHERE id = $1::int8`;
+
+/** One row when the job exists. $1: job id. */
+export const jobExistsSql = (s: QuotedSchema): string => `SELECT 1 FROM ${s}.reconcile_job WHERE id = $1::int8`;
+
+/**
+ * Sets status and timestamps in one statement. Terminal statuses (error, success) stamp
+ * end_time; every other status clears it. One clock_timestamp() (not now()) for both stamps: a
+ * change made late in a long transaction is stamped with its own time, and last_update equals
+ * end_time exactly. $1: job id, $2: status, $3: error message or null, $4: the statuses the job
+ * may be in for the change to apply, or null for any.
+ */
+export const updateJobSql = (s: QuotedSchema): string => `
+UPDATE ${s}.reconcile_job
+SET status_id = $2::int2,
+    last_update = stamp.now,
+    end_time = CASE WHEN $2::int2 IN (${OrcaStatus.Error}, ${OrcaStatus.Success}) THEN stamp.now END,
+    error_message = $3::text
+FROM (SELECT clock_timestamp() AS now) AS stamp
+WHERE id = $1::int8 AND ($4::int2[] IS NULL OR status_id = ANY($4::int2[]))`;
+
+/**
+ * Recent jobs, newest first by id (bigserial: creation order; indexed), with their status name
+ * and report counts. $1: bucket or null for every bucket, $2: how many.
+ */
+export const recentJobsSql = (s: QuotedSchema): string => `
+SELECT j.id, j.orca_archive_location, j.status_id, st.value AS status, j.start_time, j.last_update,
+       j.end_time, j.error_message, ${reportCountColumns(s, 'j.id')}
+FROM ${s}.reconcile_job j
+JOIN ${s}.reconcile_status st ON st.id = j.status_id
+WHERE $1::text IS NULL OR j.orca_archive_location = $1::text
+ORDER BY j.id DESC
+LIMIT $2`;

@@ -1,0 +1,9 @@
+/**
+ * Bounds every later statement and lock wait of the current transaction. $1: milliseconds, as
+ * text. `set_config(..., true)` is `SET LOCAL` with a bound value.
+ */
+export const LIMIT_TRANSACTION_SQL =
+  "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)";
+
+/** Makes the current transaction read-only: report readers never write. */
+export const READ_ONLY_SQL = 'SET TRANSACTION READ ONLY';

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigurationError,
+  DatabaseError,
+  InvalidInputError,
+  InventoryNotLoadedError,
+  JobNotFoundError,
+  LocationMismatchError,
+  QueueError,
+  StaleInventoryError,
+  TimeoutError,
+  isRefusal,
+} from '../../src/index.js';
+
+describe('isRefusal', () => {
+  it.each([
+    ['InvalidInputError', new InvalidInputError('jobId', 'bad')],
+    ['JobNotFoundError', new JobNotFoundError(1)],
+    ['LocationMismatchError', new LocationMismatchError(1, 'a-bucket', 'b-bucket')],
+    ['InventoryNotLoadedError', new InventoryNotLoadedError(1)],
+  ])('is true for %s: the request itself is wrong', (_name, error) => {
+    expect(isRefusal(error)).toBe(true);
+  });
+
+  it.each([
+    ['ConfigurationError', new ConfigurationError('AWS_REGION', 'missing')],
+    ['StaleInventoryError', new StaleInventoryError(1, 2, 'a-bucket')],
+    ['TimeoutError', new TimeoutError('generate reports', 10, 5)],
+    ['DatabaseError', new DatabaseError('generate reports', new Error('boom'))],
+    ['QueueError', new QueueError('https://sqs.us-west-2.amazonaws.com/1/q', new Error('boom'))],
+    ['a plain Error', new Error('boom')],
+    ['a string', 'boom'],
+    ['undefined', undefined],
+  ])('is false for %s', (_name, error) => {
+    expect(isRefusal(error)).toBe(false);
+  });
+});
