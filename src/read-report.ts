@@ -28,14 +28,14 @@ import { validateJobId } from './validation.js';
  * ```
  */
 export interface PhantomReportRow {
-  jobId: number;
+  jobId: bigint;
   collectionId: string;
   granuleId: string;
   filename: string;
   keyPath: string;
   orcaEtag: string;
   orcaLastUpdate: Date;
-  orcaSize: number;
+  orcaSize: bigint;
   orcaStorageClassId: number;
 }
 
@@ -52,11 +52,11 @@ export interface PhantomReportRow {
  * ```
  */
 export interface OrphanReportRow {
-  jobId: number;
+  jobId: bigint;
   keyPath: string;
   etag: string;
   lastUpdate: Date;
-  sizeInBytes: number;
+  sizeInBytes: bigint;
   storageClass: string;
 }
 
@@ -73,7 +73,7 @@ export interface OrphanReportRow {
  * ```
  */
 export interface MismatchReportRow {
-  jobId: number;
+  jobId: bigint;
   collectionId: string;
   granuleId: string;
   filename: string;
@@ -83,8 +83,8 @@ export interface MismatchReportRow {
   s3Etag: string;
   orcaLastUpdate: Date;
   s3LastUpdate: Date;
-  orcaSizeInBytes: number;
-  s3SizeInBytes: number;
+  orcaSizeInBytes: bigint;
+  s3SizeInBytes: bigint;
   orcaStorageClassId: number;
   s3StorageClass: string;
   /** The differing properties, in this order, joined by ", ": etag, size_in_bytes, storage_class. */
@@ -144,12 +144,15 @@ const camel = (column: string): string => column.replace(/_([a-z0-9])/g, (_match
 const INT8_COLUMNS = new Set(['job_id', 'orca_size', 'size_in_bytes', 'orca_size_in_bytes', 's3_size_in_bytes']);
 const TIME_COLUMNS = new Set(['orca_last_update', 'last_update', 's3_last_update']);
 
-/** Database row to typed row: int8 as number (sizes stay below 2^53), timestamps as Date. */
+/**
+ * Database row to typed row: int8 as bigint, exact whatever the driver returned (pg a string,
+ * PGlite a number or a bigint), timestamps as Date.
+ */
 function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown>): ReportRows[K] {
   const row: Record<string, unknown> = {};
   for (const column of REPORT_TABLES[kind].columns) {
     const value = raw[column];
-    if (INT8_COLUMNS.has(column)) row[camel(column)] = Number(value);
+    if (INT8_COLUMNS.has(column)) row[camel(column)] = BigInt(value as string | number | bigint);
     else if (TIME_COLUMNS.has(column)) row[camel(column)] = value instanceof Date ? value : new Date(String(value));
     else if (column.endsWith('storage_class_id')) row[camel(column)] = Number(value);
     else row[camel(column)] = value;

@@ -210,13 +210,13 @@ async function runDemo(io: CliIO, files: number, modules: DemoModules): Promise<
     await printReport(io, lite, jobId, 'phantom', output.phantoms, (row) => [
       row.keyPath,
       shortEtag(row.orcaEtag),
-      row.orcaSize,
+      String(row.orcaSize),
       className.get(row.orcaStorageClassId) ?? String(row.orcaStorageClassId),
     ]);
     await printReport(io, lite, jobId, 'orphan', output.orphans, (row) => [
       row.keyPath,
       shortEtag(row.etag),
-      row.sizeInBytes,
+      String(row.sizeInBytes),
       row.storageClass,
     ]);
     await printReport(io, lite, jobId, 'mismatch', output.mismatches, (row) => [

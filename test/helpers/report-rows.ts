@@ -13,10 +13,12 @@ export const camel = (column: string): string => column.replace(/_([a-z0-9])/g, 
 
 /**
  * The `index`-th row of a report for `jobId`, every column set. Keys are fixed-width ASCII so
- * that code-unit order is the server's order under any collation; sizes pass 2^32 to prove int8
- * arrives as a number; timestamps carry milliseconds.
+ * that code-unit order is the server's order under any collation; sizes pass 2^32, and some pass
+ * 2^53 with odd values no JavaScript number can hold, to prove int8 arrives exact; timestamps
+ * carry milliseconds.
  */
 export function reportRow<K extends ReportKind>(kind: K, jobId: number, index: number): ReportRows[K] {
+  const i = BigInt(index);
   const n = String(index).padStart(3, '0');
   const time = (offsetDays: number) => new Date(Date.UTC(2025, 0, 1 + offsetDays, 5, 6, 7, index % 1000));
   // Collections and granules repeat, so the keyset compares all three key columns.
@@ -25,26 +27,26 @@ export function reportRow<K extends ReportKind>(kind: K, jobId: number, index: n
   const keyPath = `dir/${n}.h5`;
   const rows: { [P in ReportKind]: ReportRows[P] } = {
     phantom: {
-      jobId,
+      jobId: BigInt(jobId),
       collectionId,
       granuleId,
       filename: `${n}.h5`,
       keyPath,
       orcaEtag: `"p${n}"`,
       orcaLastUpdate: time(index),
-      orcaSize: 2 ** 40 + index,
+      orcaSize: 2n ** 53n + 2n * i + 3n,
       orcaStorageClassId: (index % 2) + 1,
     },
     orphan: {
-      jobId,
+      jobId: BigInt(jobId),
       keyPath,
       etag: `"o${n}"`,
       lastUpdate: time(index),
-      sizeInBytes: 2 ** 33 + index,
+      sizeInBytes: 2n ** 53n + 2n * i + 1n,
       storageClass: index % 2 === 0 ? 'GLACIER' : 'STANDARD',
     },
     mismatch: {
-      jobId,
+      jobId: BigInt(jobId),
       collectionId,
       granuleId,
       filename: `${n}.h5`,
@@ -54,8 +56,8 @@ export function reportRow<K extends ReportKind>(kind: K, jobId: number, index: n
       s3Etag: `"s${n}"`,
       orcaLastUpdate: time(index),
       s3LastUpdate: time(index + 1),
-      orcaSizeInBytes: 2 ** 35 + index,
-      s3SizeInBytes: index,
+      orcaSizeInBytes: 2n ** 62n + 2n * i + 1n,
+      s3SizeInBytes: i,
       orcaStorageClassId: 1,
       s3StorageClass: 'DEEP_ARCHIVE',
       discrepancyType: 'etag, size_in_bytes, storage_class',

@@ -99,7 +99,8 @@ describe('readReport and readReportPage', () => {
       for (const column of reportColumns(kind)) {
         const value = first[camel(column)];
         if (/last_update$/.test(column)) expect(value).toBeInstanceOf(Date);
-        else if (/(^job_id|size|size_in_bytes|storage_class_id)$/.test(column)) expect(typeof value).toBe('number');
+        else if (/storage_class_id$/.test(column)) expect(typeof value).toBe('number');
+        else if (/(^job_id|size|size_in_bytes)$/.test(column)) expect(typeof value).toBe('bigint');
         else expect(typeof value).toBe('string');
       }
     });
@@ -223,7 +224,7 @@ describe('readReport and readReportPage', () => {
       for (let round = 0; round < 40; round += 1) {
         expect(await readAll(database, jobId, 'mismatch', { schema, batchSize: 2 })).toEqual(expected);
         for await (const row of readReport(database, { jobId, kind: 'mismatch' }, { schema, batchSize: 1 })) {
-          expect(row.jobId).toBe(jobId);
+          expect(row.jobId).toBe(BigInt(jobId));
           break;
         }
         await expect(readAll(database, jobId, 'mismatch', { schema: `${schema}_missing` })).rejects.toBeInstanceOf(DatabaseError);
