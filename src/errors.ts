@@ -17,6 +17,7 @@ export type OrcaReconcileErrorCode =
   | 'LOCATION_MISMATCH'
   | 'INVENTORY_NOT_LOADED'
   | 'STALE_INVENTORY'
+  | 'JOB_SUPERSEDED'
   | 'TIMEOUT'
   | 'DATABASE'
   | 'QUEUE';
@@ -152,8 +153,10 @@ export class InventoryNotLoadedError extends OrcaReconcileError {
 }
 
 /**
- * The bucket's inventory partition holds another job's listing (a newer job reloaded it), so
- * this job can no longer be reconciled. The job is marked `error` with this message.
+ * The bucket's inventory partition holds another job's listing, so this job can no longer be
+ * reconciled: the run is refused. Found before any write, nothing changes; found by the report
+ * statement of {@link task} (the job already `generating reports`), the reports roll back and
+ * the job is marked `error` with this message.
  *
  * @example
  * ```ts
@@ -173,6 +176,36 @@ export class StaleInventoryError extends OrcaReconcileError {
     );
     this.jobId = jobId;
     this.inventoryJobId = inventoryJobId;
+    this.orcaArchiveLocation = orcaArchiveLocation;
+  }
+}
+
+/**
+ * A newer job exists for the same bucket: ORCA's loader has started, or finished, replacing the
+ * listing this job was staged with, so comparing now would report against the wrong listing (an
+ * empty partition mid-reload makes every catalog file look like a phantom). The run is refused.
+ * Found before any write, nothing changes; found at the end of the report transaction of
+ * {@link task} (the job already `generating reports`), the reports roll back and the job is
+ * marked `error` with this message.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof SupersededJobError) console.error(`job ${error.jobId} was replaced by job ${error.newerJobId}`);
+ * ```
+ */
+export class SupersededJobError extends OrcaReconcileError {
+  readonly jobId: number;
+  /** The newest job of the bucket. */
+  readonly newerJobId: number;
+  readonly orcaArchiveLocation: string;
+
+  constructor(jobId: number, newerJobId: number, orcaArchiveLocation: string) {
+    super(
+      'JOB_SUPERSEDED',
+      `reconcile_job ${jobId} is superseded: job ${newerJobId} is newer for "${orcaArchiveLocation}", so the bucket's listing is being or has been replaced`,
+    );
+    this.jobId = jobId;
+    this.newerJobId = newerJobId;
     this.orcaArchiveLocation = orcaArchiveLocation;
   }
 }
@@ -268,12 +301,16 @@ const REFUSAL_CODES: ReadonlySet<OrcaReconcileErrorCode> = new Set([
   'JOB_NOT_FOUND',
   'LOCATION_MISMATCH',
   'INVENTORY_NOT_LOADED',
+  'STALE_INVENTORY',
+  'JOB_SUPERSEDED',
 ]);
 
 /**
- * Whether a failure means the request itself is wrong: bad input, an unknown job, a job of
- * another bucket, or a job whose listing is not loaded yet. A refused run changes nothing in the
- * database, and running the same request again will not help.
+ * Whether a failure means the request itself cannot be carried out: bad input, an unknown job, a
+ * job of another bucket, a job whose listing is not loaded yet, is no longer in the partition
+ * ({@link StaleInventoryError}) or is being replaced by a newer job's
+ * ({@link SupersededJobError}). A run refused before it marked the job `generating reports`
+ * changes nothing in the database, and running the same request again will not help.
  *
  * @example
  * ```ts

@@ -4,12 +4,15 @@ import {
   JobNotFoundError,
   LocationMismatchError,
   OrcaReconcileError,
+  StaleInventoryError,
+  SupersededJobError,
 } from './errors.js';
 import { type Database, type Queryable, withTransaction } from './database.js';
 import { type Deadline, applyDeadline, isTimeout, limitTransaction, timeoutError } from './deadline.js';
 import { type Backoff, isTransientDatabaseError, retryError } from './retry.js';
 import { OrcaStatus } from './status.js';
-import { LOCK_JOB_SQL, LOCK_NAMESPACE, selectJobSql } from './sql/jobs.js';
+import { LOCK_JOB_SQL, LOCK_NAMESPACE, newerJobSql, selectJobSql } from './sql/jobs.js';
+import { inventorySampleSql } from './sql/reports.js';
 import type { QuotedSchema } from './sql/schema.js';
 import type { Logger } from './types.js';
 
@@ -43,6 +46,32 @@ export async function loadJob(
   const status = Number(row.status_id) as OrcaStatus;
   if (status === OrcaStatus.GettingS3List) throw new InventoryNotLoadedError(jobId);
   return { status, orcaArchiveLocation: row.orca_archive_location };
+}
+
+/**
+ * Refuses a job that is no longer the bucket's newest ({@link SupersededJobError}): ORCA's loader
+ * makes the new job before it truncates and reloads the partition, so a newer job means the
+ * listing is being, or has been, replaced, even while the partition is empty.
+ */
+export async function checkNewest(tx: Queryable, schema: QuotedSchema, jobId: number, orcaArchiveLocation: string): Promise<void> {
+  const { rows } = await tx.query(newerJobSql(schema), [jobId, orcaArchiveLocation]);
+  const newer = rows[0] as { newer_job_id: number | string | bigint } | undefined;
+  if (newer) throw new SupersededJobError(jobId, Number(newer.newer_job_id), orcaArchiveLocation);
+}
+
+/**
+ * Checks, before any write, that the bucket's partition holds this job's listing: the job is the
+ * bucket's newest ({@link checkNewest}) and any one inventory row is this job's (the loader
+ * truncates before loading, so one row tells whose listing the partition holds). Rows of
+ * another job mixed in are found by the report statement itself.
+ */
+export async function checkListing(tx: Queryable, schema: QuotedSchema, jobId: number, orcaArchiveLocation: string): Promise<void> {
+  await checkNewest(tx, schema, jobId, orcaArchiveLocation);
+  const { rows } = await tx.query(inventorySampleSql(schema), [orcaArchiveLocation]);
+  const sample = rows[0] as { job_id: number | string | bigint } | undefined;
+  if (sample && Number(sample.job_id) !== jobId) {
+    throw new StaleInventoryError(jobId, Number(sample.job_id), orcaArchiveLocation);
+  }
 }
 
 /** How a job transaction runs. */

@@ -37,6 +37,7 @@ export {
   OrcaReconcileError,
   QueueError,
   StaleInventoryError,
+  SupersededJobError,
   TimeoutError,
   isRefusal,
 } from './errors.js';

@@ -1,12 +1,11 @@
 import { StaleInventoryError } from './errors.js';
 import type { Database, Queryable } from './database.js';
 import { deadlineOf } from './deadline.js';
-import { guardedTransaction } from './guard.js';
+import { checkListing, checkNewest, guardedTransaction } from './guard.js';
 import type { Backoff } from './retry.js';
 import {
   REPORT_KINDS,
   deleteReportSql,
-  inventorySampleSql,
   reportCountsSql,
   storageClassArraysSql,
   writeReportsSql,
@@ -90,11 +89,7 @@ export async function replaceReports(
   orcaArchiveLocation: string,
   schema: QuotedSchema,
 ): Promise<ReportCounts> {
-  const probe = await tx.query(inventorySampleSql(schema), [orcaArchiveLocation]);
-  const sample = probe.rows[0] as { job_id: Count } | undefined;
-  if (sample && Number(sample.job_id) !== jobId) {
-    throw new StaleInventoryError(jobId, Number(sample.job_id), orcaArchiveLocation);
-  }
+  await checkListing(tx, schema, jobId, orcaArchiveLocation);
 
   for (const kind of REPORT_KINDS) await tx.query(deleteReportSql(schema, kind), [jobId]);
   const classes = await tx.query(storageClassArraysSql(schema));
@@ -105,6 +100,10 @@ export async function replaceReports(
     // A partition mixing listings: the rows written above roll back with the transaction.
     throw new StaleInventoryError(jobId, Number(row.foreign_job_id), orcaArchiveLocation);
   }
+  // A newer job committed while the statement ran may have emptied the partition before the
+  // statement read it (TRUNCATE is not MVCC-safe). The job row it made is visible now: refuse,
+  // and the rows written above roll back.
+  await checkNewest(tx, schema, jobId, orcaArchiveLocation);
   return toCounts(row);
 }
 

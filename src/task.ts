@@ -1,7 +1,7 @@
 import { InvalidInputError, isRefusal, messageOf } from './errors.js';
 import type { Database } from './database.js';
 import { type Deadline, RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
-import { type JobTransactionOptions, guardedTransaction, jobTransaction } from './guard.js';
+import { type JobTransactionOptions, checkListing, guardedTransaction, jobTransaction } from './guard.js';
 import { writeJobStatus } from './job.js';
 import { type SqsSender, removeJobFromQueue } from './queue.js';
 import { type ReportCounts, readReportCounts, replaceReports } from './reports.js';
@@ -124,11 +124,15 @@ export interface TaskOutput extends ReportCounts {
 export async function task(input: TaskInput, dependencies: TaskDependencies): Promise<TaskOutput> {
   const run = prepareRun(input, dependencies);
   let finished: { counts: ReportCounts; regenerated: boolean };
+  let started = false;
   try {
     const stored = await startJob(run);
+    started = stored === undefined;
     finished = stored ? { counts: stored, regenerated: false } : await writeReportsAndFinish(run);
   } catch (error) {
-    if (isRefusal(error)) run.logger.error('reconciliation refused', { ...run.where, error: messageOf(error) });
+    // A refusal before the job was touched leaves it as it was; once it is `generating reports`,
+    // every failure is recorded, so that no job is left in that status.
+    if (isRefusal(error) && !started) run.logger.error('reconciliation refused', { ...run.where, error: messageOf(error) });
     else await markFailed(run, error);
     throw error;
   }
@@ -181,13 +185,14 @@ function prepareRun(input: TaskInput, dependencies: TaskDependencies): Run {
 }
 
 /**
- * Step 1: checks the job and marks it `generating reports`. Resolves to the stored counts when
- * the job is already `success`, so that it is not run again.
+ * Step 1: checks the job and its listing and marks it `generating reports`. Resolves to the
+ * stored counts when the job is already `success`, so that it is not run again.
  */
 function startJob(run: Run): Promise<ReportCounts | undefined> {
-  const { schema, jobId } = run.job;
+  const { schema, jobId, orcaArchiveLocation } = run.job;
   return guardedTransaction(run.database, { ...run.job, operation: 'start job' }, async (tx, job) => {
     if (job.status === OrcaStatus.Success) return readReportCounts(tx, schema, jobId);
+    await checkListing(tx, schema, jobId, orcaArchiveLocation);
     await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.GeneratingReports, errorMessage: null });
     return undefined;
   });

@@ -47,3 +47,7 @@ JOIN ${s}.reconcile_status st ON st.id = j.status_id
 WHERE $1::text IS NULL OR j.orca_archive_location = $1::text
 ORDER BY j.id DESC
 LIMIT $2`;
+
+/** The newest job of the job's bucket created after it, or no row. $1: job id, $2: bucket. */
+export const newerJobSql = (s: QuotedSchema): string =>
+  `SELECT max(id) AS newer_job_id FROM ${s}.reconcile_job WHERE orca_archive_location = $2 AND id > $1::int8 HAVING max(id) IS NOT NULL`;

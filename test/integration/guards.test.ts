@@ -5,12 +5,14 @@ import {
   LocationMismatchError,
   OrcaStatus,
   StaleInventoryError,
+  SupersededJobError,
   generateReports,
+  isRefusal,
   task,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
+import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
 import { insertJob, readJob, readReports } from '../helpers/factories.js';
-import { spreadJobIds } from '../helpers/locks.js';
+import { holdAdvisoryLock, installReportGate, reportGateKey, spreadJobIds, track, waitForLockWaiters } from '../helpers/locks.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
 import { noWait } from '../helpers/retry.js';
 import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
@@ -32,6 +34,7 @@ describe('the checks a run makes before it writes', () => {
     dropSchema = await createOrcaSchema(t, schema, [BUCKET, OTHER_BUCKET]);
     await installStatusTrail(t, schema);
     await spreadJobIds(t, schema);
+    if (usingPostgres) await installReportGate(t, schema);
     sqs = await startTestSqs();
   });
   afterAll(async () => {
@@ -191,74 +194,198 @@ describe('the checks a run makes before it writes', () => {
     });
   });
 
-  describe('StaleInventoryError', () => {
-    /**
-     * Job J1 staged on BUCKET, then a newer job J2 on the same bucket: the loader empties the
-     * partition and loads J2's listing. With `mixed`, J1's rows stay and J2's are added after
-     * them, so the first row of the partition is still J1's.
-     */
-    const stageNewerListing = async (mixed: boolean) => {
-      const otherJobId = await stageOtherBucket();
+  const noReports = { phantoms: [], orphans: [], mismatches: [] };
+
+  const firstPartitionRowJob = async (): Promise<number> => {
+    const [row] = await t.query<{ job_id: string | number }>(
+      `SELECT job_id FROM "${schema}".reconcile_s3_object WHERE orca_archive_location = $1 LIMIT 1`,
+      [BUCKET],
+    );
+    return Number(row!.job_id);
+  };
+
+  /**
+   * Runs `jobId` through task and through generateReports, and checks that each was refused
+   * with `expected` and changed no row at all: no status, no report, the message kept.
+   */
+  const expectRefusedUntouched = async (jobId: number, expected: { error: new (...args: never[]) => Error; fields: Record<string, unknown> }) => {
+    const queue = sqs.createQueue({ fifo: true });
+    const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
+    const before = await snapshotReconcileTables(t, schema);
+    const trailBefore = await readStatusTrail(t, schema, jobId);
+
+    const viaTask = await task(
+      { jobId, orcaArchiveLocation: BUCKET, queueUrl: queue.url, messageReceiptHandle: message.receiptHandle },
+      { database: t.db, sqs: sqs.sqs, schema, retry: noWait },
+    ).catch((thrown: unknown) => thrown);
+    const viaGenerate = await generateReports(t.db, { jobId, orcaArchiveLocation: BUCKET }, { schema, retry: noWait }).catch(
+      (thrown: unknown) => thrown,
+    );
+
+    for (const error of [viaTask, viaGenerate]) {
+      expect(error).toBeInstanceOf(expected.error);
+      expect(error).toMatchObject(expected.fields);
+      expect(isRefusal(error)).toBe(true);
+    }
+    expect(await snapshotReconcileTables(t, schema)).toEqual(before);
+    expect(await readStatusTrail(t, schema, jobId)).toEqual(trailBefore);
+    expect(await readReports(t, schema, jobId)).toEqual(noReports);
+    expect(queue.messagesLeft()).toBe(1);
+  };
+
+  describe('SupersededJobError: a newer job exists for the bucket', () => {
+    it('refuses a job whose partition a newer job has emptied and not reloaded yet, writing nothing', async () => {
+      // Prepare: the loader made job `newer` (getting its S3 list) and truncated the partition.
+      await stageOtherBucket();
       const older = await insertJob(t, schema, BUCKET);
       await seedOneOfEachReport(t, schema, older, BUCKET);
       const newer = await insertJob(t, schema, BUCKET, OrcaStatus.GettingS3List);
-      if (!mixed) {
-        await t.query(`DELETE FROM "${schema}".reconcile_s3_object WHERE orca_archive_location = $1`, [BUCKET]);
-      }
-      await seedOneOfEachReport(t, schema, newer, BUCKET);
-      await t.query(`UPDATE "${schema}".reconcile_job SET status_id = $2 WHERE id = $1`, [newer, OrcaStatus.Staged]);
-      return { older, newer, otherJobId };
-    };
+      await t.query(`DELETE FROM "${schema}".reconcile_s3_object WHERE orca_archive_location = $1`, [BUCKET]);
 
-    const firstPartitionRowJob = async (): Promise<number> => {
-      const [row] = await t.query<{ job_id: string | number }>(
-        `SELECT job_id FROM "${schema}".reconcile_s3_object WHERE orca_archive_location = $1 LIMIT 1`,
-        [BUCKET],
-      );
-      return Number(row!.job_id);
-    };
-
-    const noReports = { phantoms: [], orphans: [], mismatches: [] };
+      // Act / Assess
+      await expectRefusedUntouched(older, {
+        error: SupersededJobError,
+        fields: { code: 'JOB_SUPERSEDED', jobId: older, newerJobId: newer, orcaArchiveLocation: BUCKET },
+      });
+      expect((await readJob(t, schema, older)).status_id).toBe(OrcaStatus.Staged);
+    });
 
     describe.each([
-      ['a partition reloaded by a newer job', false],
+      ['a partition reloaded by the newer job', false],
       ['a partition that mixes both jobs’ rows, the older job’s first', true],
     ] as const)('%s', (_label, mixed) => {
-      it('through task: marks the job error with the message, writes no report and keeps the message', async () => {
+      it('refuses the older job, writing nothing', async () => {
         // Prepare
-        const { older, newer, otherJobId } = await stageNewerListing(mixed);
+        await stageOtherBucket();
+        const older = await insertJob(t, schema, BUCKET);
+        await seedOneOfEachReport(t, schema, older, BUCKET);
+        const newer = await insertJob(t, schema, BUCKET, OrcaStatus.GettingS3List);
+        if (!mixed) await t.query(`DELETE FROM "${schema}".reconcile_s3_object WHERE orca_archive_location = $1`, [BUCKET]);
+        await seedOneOfEachReport(t, schema, newer, BUCKET);
+        await t.query(`UPDATE "${schema}".reconcile_job SET status_id = $2 WHERE id = $1`, [newer, OrcaStatus.Staged]);
         expect(await firstPartitionRowJob()).toBe(mixed ? older : newer);
+
+        // Act / Assess
+        await expectRefusedUntouched(older, {
+          error: SupersededJobError,
+          fields: { code: 'JOB_SUPERSEDED', jobId: older, newerJobId: newer, orcaArchiveLocation: BUCKET },
+        });
+      });
+    });
+
+    it('still returns the stored counts of a job that finished before it was superseded', async () => {
+      // Prepare
+      const older = await insertJob(t, schema, BUCKET);
+      await seedOneOfEachReport(t, schema, older, BUCKET);
+      const first = await task({ jobId: older, orcaArchiveLocation: BUCKET }, { database: t.db, schema, retry: noWait });
+      await insertJob(t, schema, BUCKET, OrcaStatus.GettingS3List);
+
+      // Act
+      const again = await task({ jobId: older, orcaArchiveLocation: BUCKET }, { database: t.db, schema, retry: noWait });
+
+      // Assess
+      expect(again).toEqual(first);
+      expect((await readJob(t, schema, older)).status_id).toBe(OrcaStatus.Success);
+    });
+
+    it.runIf(usingPostgres)(
+      'rolls the reports back and marks the job error when a newer job commits while the report statement runs',
+      async () => {
+        // Prepare: the report statement stops at the gate, after its rows are written.
+        const older = await insertJob(t, schema, BUCKET);
+        await seedOneOfEachReport(t, schema, older, BUCKET);
         const queue = sqs.createQueue({ fifo: true });
         const message = await queue.sendAndReceiveJob({ jobId: older, orcaArchiveLocation: BUCKET });
-        const newerJobBefore = await readJob(t, schema, newer);
+        const gate = await holdAdvisoryLock(reportGateKey(older));
+        let newer = 0;
+        try {
+          const run = track(
+            task(
+              { jobId: older, orcaArchiveLocation: BUCKET, queueUrl: queue.url, messageReceiptHandle: message.receiptHandle },
+              { database: t.db, sqs: sqs.sqs, schema, retry: noWait },
+            ).catch((thrown: unknown) => thrown),
+          );
+          await waitForLockWaiters(t, reportGateKey(older), 1);
+
+          // Act: the loader makes the next job of the bucket meanwhile.
+          newer = await insertJob(t, schema, BUCKET, OrcaStatus.GettingS3List);
+          await gate.release();
+          const error = await run.promise;
+
+          // Assess
+          expect(error).toBeInstanceOf(SupersededJobError);
+          expect(error).toMatchObject({ jobId: older, newerJobId: newer });
+          const job = await readJob(t, schema, older);
+          expect(job.status_id).toBe(OrcaStatus.Error);
+          expect(job.error_message).toBe((error as Error).message);
+          expect((await readStatusTrail(t, schema, older)).map((entry) => entry.status_id)).toEqual([
+            OrcaStatus.GeneratingReports,
+            OrcaStatus.Error,
+          ]);
+          expect(await readReports(t, schema, older)).toEqual(noReports);
+          expect(queue.messagesLeft()).toBe(1);
+        } finally {
+          await gate.release();
+        }
+      },
+    );
+  });
+
+  describe('StaleInventoryError: the partition does not hold this job’s listing', () => {
+    it('refuses the newest job when the partition still holds an older job’s listing, writing nothing', async () => {
+      // Prepare: job `older` loaded; job `jobId` staged without its listing ever arriving.
+      await stageOtherBucket();
+      const older = await insertJob(t, schema, BUCKET);
+      await seedOneOfEachReport(t, schema, older, BUCKET);
+      const jobId = await insertJob(t, schema, BUCKET);
+
+      // Act / Assess
+      await expectRefusedUntouched(jobId, {
+        error: StaleInventoryError,
+        fields: { code: 'STALE_INVENTORY', jobId, inventoryJobId: older, orcaArchiveLocation: BUCKET },
+      });
+    });
+
+    describe('a partition whose first rows are this job’s, with an older job’s rows after them', () => {
+      const stageMixed = async () => {
+        const otherJobId = await stageOtherBucket();
+        const older = await insertJob(t, schema, BUCKET);
+        const jobId = await insertJob(t, schema, BUCKET);
+        await seedOneOfEachReport(t, schema, jobId, BUCKET);
+        await seedOneOfEachReport(t, schema, older, BUCKET);
+        expect(await firstPartitionRowJob()).toBe(jobId);
+        return { older, jobId, otherJobId };
+      };
+
+      it('through task: marks the job error with the message, writes no report and keeps the message', async () => {
+        // Prepare
+        const { older, jobId, otherJobId } = await stageMixed();
+        const queue = sqs.createQueue({ fifo: true });
+        const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
+        const olderBefore = await readJob(t, schema, older);
         const otherBefore = await otherBucketRows();
         expect(otherBefore.length).toBeGreaterThan(0);
 
         // Act
         const error = await task(
-          { jobId: older, orcaArchiveLocation: BUCKET, queueUrl: queue.url, messageReceiptHandle: message.receiptHandle },
+          { jobId, orcaArchiveLocation: BUCKET, queueUrl: queue.url, messageReceiptHandle: message.receiptHandle },
           { database: t.db, sqs: sqs.sqs, schema, retry: noWait },
         ).catch((thrown: unknown) => thrown);
 
         // Assess
         expect(error).toBeInstanceOf(StaleInventoryError);
-        expect(error).toMatchObject({
-          code: 'STALE_INVENTORY',
-          jobId: older,
-          inventoryJobId: newer,
-          orcaArchiveLocation: BUCKET,
-        });
-        const job = await readJob(t, schema, older);
+        expect(error).toMatchObject({ code: 'STALE_INVENTORY', jobId, inventoryJobId: older, orcaArchiveLocation: BUCKET });
+        const job = await readJob(t, schema, jobId);
         expect(job.status_id).toBe(OrcaStatus.Error);
         expect(job.error_message).toBe((error as Error).message);
         expect(job.end_time).toBeInstanceOf(Date);
-        expect((await readStatusTrail(t, schema, older)).map((entry) => entry.status_id)).toEqual([
+        expect((await readStatusTrail(t, schema, jobId)).map((entry) => entry.status_id)).toEqual([
           OrcaStatus.GeneratingReports,
           OrcaStatus.Error,
         ]);
+        expect(await readReports(t, schema, jobId)).toEqual(noReports);
         expect(await readReports(t, schema, older)).toEqual(noReports);
-        expect(await readReports(t, schema, newer)).toEqual(noReports);
-        expect(await readJob(t, schema, newer)).toEqual(newerJobBefore);
+        expect(await readJob(t, schema, older)).toEqual(olderBefore);
         expect(await otherBucketRows()).toEqual(otherBefore);
         expect(otherBefore.some((row) => row.includes(`"job_id": ${otherJobId}`))).toBe(true);
         expect(queue.messagesLeft()).toBe(1);
@@ -266,20 +393,34 @@ describe('the checks a run makes before it writes', () => {
 
       it('through generateReports: throws and changes no row', async () => {
         // Prepare
-        const { older, newer } = await stageNewerListing(mixed);
-        expect(await firstPartitionRowJob()).toBe(mixed ? older : newer);
+        const { older, jobId } = await stageMixed();
         const before = await snapshotReconcileTables(t, schema);
 
         // Act
-        const error = await generateReports(t.db, { jobId: older, orcaArchiveLocation: BUCKET }, { schema, retry: noWait }).catch(
+        const error = await generateReports(t.db, { jobId, orcaArchiveLocation: BUCKET }, { schema, retry: noWait }).catch(
           (thrown: unknown) => thrown,
         );
 
         // Assess
         expect(error).toBeInstanceOf(StaleInventoryError);
-        expect(error).toMatchObject({ jobId: older, inventoryJobId: newer, orcaArchiveLocation: BUCKET });
+        expect(error).toMatchObject({ jobId, inventoryJobId: older, orcaArchiveLocation: BUCKET });
         expect(await snapshotReconcileTables(t, schema)).toEqual(before);
       });
     });
+  });
+
+  it('reconciles an empty listing of the newest job as an empty bucket: every catalog file a phantom', async () => {
+    // Prepare
+    const jobId = await insertJob(t, schema, BUCKET);
+    const keys = await seedOneOfEachReport(t, schema, jobId, BUCKET);
+    await t.query(`DELETE FROM "${schema}".reconcile_s3_object WHERE orca_archive_location = $1`, [BUCKET]);
+
+    // Act
+    const output = await task({ jobId, orcaArchiveLocation: BUCKET }, { database: t.db, schema, retry: noWait });
+
+    // Assess
+    expect(output).toEqual({ jobId, phantoms: 3, orphans: 0, mismatches: 0 });
+    const reports = await readReports(t, schema, jobId);
+    expect(reports.phantoms.map((row) => row.key_path).sort()).toEqual([keys.match, keys.mismatch, keys.phantom].sort());
   });
 });

@@ -8,6 +8,7 @@ import {
   LocationMismatchError,
   QueueError,
   StaleInventoryError,
+  SupersededJobError,
   TimeoutError,
   isRefusal,
 } from '../../src/index.js';
@@ -18,13 +19,14 @@ describe('isRefusal', () => {
     ['JobNotFoundError', new JobNotFoundError(1)],
     ['LocationMismatchError', new LocationMismatchError(1, 'a-bucket', 'b-bucket')],
     ['InventoryNotLoadedError', new InventoryNotLoadedError(1)],
-  ])('is true for %s: the request itself is wrong', (_name, error) => {
+    ['StaleInventoryError', new StaleInventoryError(1, 2, 'a-bucket')],
+    ['SupersededJobError', new SupersededJobError(1, 2, 'a-bucket')],
+  ])('is true for %s: the request cannot be carried out', (_name, error) => {
     expect(isRefusal(error)).toBe(true);
   });
 
   it.each([
     ['ConfigurationError', new ConfigurationError('AWS_REGION', 'missing')],
-    ['StaleInventoryError', new StaleInventoryError(1, 2, 'a-bucket')],
     ['TimeoutError', new TimeoutError('generate reports', 10, 5)],
     ['DatabaseError', new DatabaseError('generate reports', new Error('boom'))],
     ['QueueError', new QueueError('https://sqs.us-west-2.amazonaws.com/1/q', new Error('boom'))],

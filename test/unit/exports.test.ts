@@ -14,6 +14,7 @@ const RUNTIME_EXPORTS = [
   'OrcaStatus',
   'QueueError',
   'StaleInventoryError',
+  'SupersededJobError',
   'TimeoutError',
   'createHandler',
   'generateReports',
@@ -44,6 +45,7 @@ const ERROR_CLASSES = [
   'OrcaReconcileError',
   'QueueError',
   'StaleInventoryError',
+  'SupersededJobError',
   'TimeoutError',
 ];
 
