@@ -1,3 +1,5 @@
+import { READ_ONLY_SQL } from './sql/session.js';
+
 /**
  * The smallest surface the library needs from a database: run one parameterised statement.
  * A `pg` Client or PoolClient and a PGlite instance fit as they are.
@@ -63,11 +65,11 @@ export interface TransactionRunner extends Queryable {
  */
 export type Database = Queryable | PoolLike | TransactionRunner;
 
-function isTransactionRunner(database: Database): database is TransactionRunner {
+export function isTransactionRunner(database: Database): database is TransactionRunner {
   return typeof (database as Partial<TransactionRunner>).transaction === 'function';
 }
 
-function isPool(database: Database): database is PoolLike {
+export function isPool(database: Database): database is PoolLike {
   // A pg Client also has connect(), which would reconnect it: only pools count their clients.
   const candidate = database as Partial<PoolLike>;
   return typeof candidate.connect === 'function' && typeof candidate.totalCount === 'number';
@@ -127,5 +129,60 @@ async function runOnClient<T>(
     throw error;
   } finally {
     emitter?.off('error', onError);
+  }
+}
+
+/** Read transactions open on a plain client, and how many readers share each. */
+const sharedReads = new WeakMap<Queryable, { readers: number; failed: boolean }>();
+
+/**
+ * Runs read-only `work` in a transaction. On a pool each call borrows its own client, and PGlite
+ * runs its own transactions. On a single `pg` Client, reads that overlap (one started inside
+ * another's loop, or two consumed in turns) share one read-only transaction, committed when the
+ * last of them ends: a second BEGIN and COMMIT would end the first read's transaction and
+ * destroy its cursor.
+ */
+export async function withReadTransaction<T>(database: Database, work: (tx: Queryable) => Promise<T>): Promise<T> {
+  const readOnly = async (tx: Queryable) => {
+    await tx.query(READ_ONLY_SQL);
+    return work(tx);
+  };
+  if (isTransactionRunner(database) || isPool(database)) return withTransaction(database, readOnly);
+  const open = sharedReads.get(database);
+  if (!open) {
+    const share = { readers: 1, failed: false };
+    sharedReads.set(database, share);
+    try {
+      await database.query('BEGIN');
+      await database.query(READ_ONLY_SQL);
+    } catch (error) {
+      sharedReads.delete(database);
+      await database.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    return runShared(database, share, work);
+  }
+  open.readers += 1;
+  return runShared(database, open, work);
+}
+
+async function runShared<T>(
+  client: Queryable,
+  share: { readers: number; failed: boolean },
+  work: (tx: Queryable) => Promise<T>,
+): Promise<T> {
+  try {
+    return await work(client);
+  } catch (error) {
+    share.failed = true;
+    throw error;
+  } finally {
+    share.readers -= 1;
+    if (share.readers === 0) {
+      sharedReads.delete(client);
+      // A failed read may have aborted the transaction: then only a rollback ends it.
+      if (share.failed) await client.query('ROLLBACK').catch(() => undefined);
+      else await client.query('COMMIT');
+    }
   }
 }

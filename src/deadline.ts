@@ -53,8 +53,12 @@ export async function applyDeadline(tx: Queryable, deadline: Deadline | undefine
 
 /** Sets `statement_timeout` and `lock_timeout` for the rest of the current transaction. */
 export async function limitTransaction(tx: Queryable, milliseconds: number): Promise<void> {
-  await tx.query(LIMIT_TRANSACTION_SQL, [String(milliseconds)]);
+  await tx.query(LIMIT_TRANSACTION_SQL, [String(Math.min(Math.floor(milliseconds), MAX_TIMEOUT_MS))]);
 }
+
+// statement_timeout and lock_timeout are int4 milliseconds: a deadline further ahead (a context
+// that reports 30 days left) is as good as none.
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 // statement_timeout cancels with query_canceled, lock_timeout with lock_not_available.
 const TIMEOUT_SQLSTATES = new Set(['57014', '55P03']);

@@ -11,14 +11,14 @@ import { type Database, type Queryable, withTransaction } from './database.js';
 import { type Deadline, applyDeadline, isTimeout, limitTransaction, timeoutError } from './deadline.js';
 import { type Backoff, isTransientDatabaseError, retryError } from './retry.js';
 import { OrcaStatus } from './status.js';
-import { LOCK_JOB_SQL, LOCK_NAMESPACE, newerJobSql, selectJobSql } from './sql/jobs.js';
+import { LOCK_JOB_SQL, jobLockKeys, newerJobSql, selectJobSql } from './sql/jobs.js';
 import { inventorySampleSql } from './sql/reports.js';
 import type { QuotedSchema } from './sql/schema.js';
 import type { Logger } from './types.js';
 
 /** Serialises every worker of one job until the end of the current transaction. */
-export async function lockJob(tx: Queryable, jobId: number): Promise<void> {
-  await tx.query(LOCK_JOB_SQL, [LOCK_NAMESPACE, jobId]);
+export async function lockJob(tx: Queryable, schema: QuotedSchema, jobId: number): Promise<void> {
+  await tx.query(LOCK_JOB_SQL, jobLockKeys(schema, jobId));
 }
 
 export interface JobState {
@@ -86,6 +86,11 @@ export interface JobTransactionOptions {
   limitMs?: number;
   /** Throw the last failure as it is, not as {@link TimeoutError} or {@link DatabaseError}. */
   rawErrors?: boolean;
+  /**
+   * Whether to take the job's advisory lock (default true). Without it the work relies on the
+   * job row's own lock, which is held only for an instant by every other writer.
+   */
+  lock?: boolean;
   retry?: Backoff;
   logger?: Pick<Logger, 'warn'>;
 }
@@ -112,7 +117,7 @@ export async function jobTransaction<T>(
     withTransaction(database, async (tx) => {
       if (options.limitMs !== undefined) await limitTransaction(tx, options.limitMs);
       await applyDeadline(tx, deadline, operation);
-      await lockJob(tx, jobId);
+      if (options.lock !== false) await lockJob(tx, options.schema, jobId);
       // Timeouts count per statement: shrink them to what is left after the lock wait.
       await applyDeadline(tx, deadline, operation);
       return work(tx);

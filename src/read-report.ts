@@ -1,4 +1,4 @@
-import { type Database, type Queryable, withTransaction } from './database.js';
+import { type Database, type Queryable, withReadTransaction } from './database.js';
 import { DatabaseError, InvalidInputError, OrcaReconcileError } from './errors.js';
 import {
   REPORT_KINDS,
@@ -9,7 +9,6 @@ import {
   fetchCursorSql,
   reportPageSql,
 } from './sql/reports.js';
-import { READ_ONLY_SQL } from './sql/session.js';
 import { schemaOf } from './sql/schema.js';
 import type { SchemaOptions } from './types.js';
 import { validateJobId } from './validation.js';
@@ -192,7 +191,9 @@ let cursorCounter = 0;
  * are a consistent snapshot. Stop early by breaking out of the loop; the cursor is closed.
  *
  * With a `pg` Pool one connection is held until the loop ends. With a `pg` Client, queries made
- * inside the loop run in the same read-only transaction. A PGlite instance runs one transaction
+ * inside the loop run in the same read-only transaction, and reads that overlap on that client
+ * (one inside another's loop, or two consumed in turns) share it: it commits when the last one
+ * ends. Do not write on that client inside the loop. A PGlite instance runs one transaction
  * at a time, so other queries on the same instance wait until the loop ends: do not await them
  * inside it.
  *
@@ -214,14 +215,13 @@ export async function* readReport<K extends ReportKind>(
   const kind = validateKind(query.kind) as K;
   const schema = schemaOf(options);
   const batchSize = positiveInteger(options.batchSize ?? 1000, 'batchSize', 100_000);
-  // Each read its own cursor name, so two reads on one client do not collide.
+  // Each read its own cursor name, so that reads sharing a client's transaction do not collide.
   const cursorName = `orca_report_rows_${(cursorCounter += 1)}`;
 
-  // The generator cannot yield from inside withTransaction's callback, so batches are handed over
+  // The generator cannot yield from inside the transaction's callback, so batches are handed over
   // through a small queue: the transaction fetches the next batch only once the last is consumed.
   const channel = createChannel<ReportRows[K][]>();
-  const reading = withTransaction(database, async (tx: Queryable) => {
-    await tx.query(READ_ONLY_SQL);
+  const reading = withReadTransaction(database, async (tx: Queryable) => {
     await tx.query(declareReportCursorSql(schema, kind, cursorName), [jobId]);
     for (;;) {
       const { rows } = await tx.query(fetchCursorSql(cursorName, batchSize));

@@ -9,7 +9,15 @@ import type { Backoff } from './retry.js';
 import { schemaOf } from './sql/schema.js';
 import { OrcaStatus } from './status.js';
 import { type Logger, silentLogger } from './types.js';
-import { validateArchiveLocation, validateJobId, validateQueueUrl, validateReceiptHandle } from './validation.js';
+import {
+  describe,
+  readArgument,
+  requireObject,
+  validateArchiveLocation,
+  validateJobId,
+  validateQueueUrl,
+  validateReceiptHandle,
+} from './validation.js';
 
 /**
  * What one reconciliation run works on.
@@ -163,18 +171,24 @@ interface Run {
 
 /** Checks everything the run was given before anything touches the database or the queue. */
 function prepareRun(input: TaskInput, dependencies: TaskDependencies): Run {
-  const jobId = validateJobId(input?.jobId);
-  const orcaArchiveLocation = validateArchiveLocation(input.orcaArchiveLocation);
+  requireObject(input, 'input', 'an object with jobId and orcaArchiveLocation');
+  requireObject(dependencies, 'dependencies', 'an object with at least a database');
+  const jobId = validateJobId(readArgument(input, 'jobId', 'jobId'));
+  const orcaArchiveLocation = validateArchiveLocation(readArgument(input, 'orcaArchiveLocation', 'orcaArchiveLocation'));
   const message = validateMessage(input, dependencies);
-  const schema = schemaOf(dependencies);
+  const database = readArgument(dependencies, 'database', 'database');
+  if (typeof (database as { query?: unknown } | undefined)?.query !== 'function') {
+    throw new InvalidInputError('database', `database must be a pg Pool, Client or PoolClient, or a PGlite instance, got ${describe(database)}`);
+  }
+  const schema = schemaOf({ schema: readArgument(dependencies, 'schema', 'schema') });
   const startedAt = Date.now();
-  const deadline = deadlineOf(dependencies.deadline, startedAt);
-  const logger = dependencies.logger ?? silentLogger;
-  const retry = dependencies.retry;
+  const deadline = deadlineOf(readArgument(dependencies, 'deadline', 'deadline'), startedAt);
+  const logger = (readArgument(dependencies, 'logger', 'logger') as Logger | undefined) ?? silentLogger;
+  const retry = readArgument(dependencies, 'retry', 'retry') as Backoff | undefined;
   return {
     jobId,
     where: { jobId, orcaArchiveLocation },
-    database: dependencies.database,
+    database: database as Database,
     logger,
     startedAt,
     deadline,
@@ -224,9 +238,10 @@ async function deleteMessage(run: Run): Promise<void> {
 
 /**
  * On failure: marks the job `error` with the failure's message, unless it is `success` (another
- * run finished it) or still getting its listing. It gets its own short deadline, so that a run
- * that timed out can still record why. If even that fails, both failures are logged; the caller
- * re-throws the first.
+ * run finished it) or still getting its listing. It takes no advisory lock and gets its own short
+ * deadline, so that a run that timed out, or could not get the job's lock, still records why; only
+ * a database that cannot be reached at all leaves the job as it was. If even that fails, both
+ * failures are logged; the caller re-throws the first.
  */
 async function markFailed(run: Run, error: unknown): Promise<void> {
   const errorMessage = messageOf(error);
@@ -243,6 +258,10 @@ async function markFailed(run: Run, error: unknown): Promise<void> {
         limitMs: RECORD_FAILURE_TIMEOUT_MS,
         // Logged beside the run's own failure: the driver's words say most.
         rawErrors: true,
+        // Another session may hold the job's lock past every deadline (a concurrent run of the
+        // same job, or anything stuck): the status update must not wait for it. Its guard on the
+        // current status keeps a `success` another run committed.
+        lock: false,
       },
       (tx) => writeJobStatus(tx, schema, failed, [OrcaStatus.Staged, OrcaStatus.GeneratingReports, OrcaStatus.Error]),
     );
@@ -260,10 +279,12 @@ function validateMessage(
   input: TaskInput,
   dependencies: TaskDependencies,
 ): { sqs: SqsSender; queueUrl: string; receiptHandle: string } | undefined {
-  if (input.queueUrl === undefined && input.messageReceiptHandle === undefined) return undefined;
-  const queueUrl = validateQueueUrl(input.queueUrl);
-  const receiptHandle = validateReceiptHandle(input.messageReceiptHandle);
-  const sqs = dependencies.sqs;
+  const queueUrlValue = readArgument(input, 'queueUrl', 'queueUrl');
+  const handleValue = readArgument(input, 'messageReceiptHandle', 'messageReceiptHandle');
+  if (queueUrlValue === undefined && handleValue === undefined) return undefined;
+  const queueUrl = validateQueueUrl(queueUrlValue);
+  const receiptHandle = validateReceiptHandle(handleValue);
+  const sqs = readArgument(dependencies, 'sqs', 'sqs') as SqsSender | undefined;
   if (typeof sqs?.send !== 'function') {
     throw new InvalidInputError('sqs', 'sqs must be an SQS client (anything with send(command)) when queueUrl is given');
   }

@@ -2,8 +2,10 @@ import { InvalidInputError } from './errors.js';
 
 /** A PostgreSQL identifier that needs no quoting rules beyond double quotes. */
 export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-// S3 bucket naming rules: characters, length, no adjacent periods, not an IPv4 address.
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+// S3 bucket names, with the legacy us-east-1 rules that ORCA accepts: 3 to 255 characters of
+// letters (either case), digits, ".", "-" and "_", beginning and ending with a letter or digit,
+// not an IPv4 address. Today's stricter rules (lower case, at most 63) are a subset.
+const BUCKET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/;
 const IPV4_ADDRESS = /^\d{1,3}(?:\.\d{1,3}){3}$/;
 const MAX_RECEIPT_HANDLE_LENGTH = 8192;
 const MAX_QUEUE_URL_LENGTH = 2048;
@@ -11,6 +13,7 @@ const MAX_QUEUE_URL_LENGTH = 2048;
 /** A short description of a bad value for an error message: never a long or secret string. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
+  if (!isInspectable(value)) return 'an unreadable object (a revoked proxy)';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
@@ -30,8 +33,38 @@ function own(record: Record<string, unknown>, key: string, field: string): unkno
   }
 }
 
+/** False for a revoked proxy, which throws on every operation, `Array.isArray` included. */
+function isInspectable(value: unknown): boolean {
+  try {
+    Array.isArray(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  return typeof value === 'object' && value !== null && isInspectable(value) && !Array.isArray(value);
+}
+
+/**
+ * Reads `key` of an argument object, own or inherited (options objects may be class instances).
+ * A getter or proxy trap that throws, or an argument that is not an object at all, is an
+ * {@link InvalidInputError} naming `field`, never an untyped error.
+ */
+export function readArgument(record: unknown, key: string, field: string): unknown {
+  if (record === undefined || record === null) return undefined;
+  try {
+    return (record as Record<string, unknown>)[key];
+  } catch (error) {
+    throw new InvalidInputError(field, `${field} could not be read`, { cause: error });
+  }
+}
+
+/** An argument that must be an object: `undefined` and `null` are refused with `field` named. */
+export function requireObject(value: unknown, field: string, what: string): Record<string, unknown> {
+  if (!isPlainObject(value)) throw new InvalidInputError(field, `${field} must be ${what}, got ${describe(value)}`);
+  return value;
 }
 
 /** A reconcile_job id: a positive safe integer (bigserial values beyond 2^53 are not representable). */
@@ -45,12 +78,16 @@ export function validateJobId(value: unknown, field = 'jobId'): number {
   return value;
 }
 
-/** An ORCA archive bucket name: 3 to 63 characters of lowercase letters, digits, `.` and `-`. */
+/**
+ * An ORCA archive bucket name, as S3 allows it, legacy names included: 3 to 255 characters of
+ * letters, digits, `.`, `-` and `_`, starting and ending with a letter or digit, not an IP
+ * address. It is only ever a bound value.
+ */
 export function validateArchiveLocation(value: unknown, field = 'orcaArchiveLocation'): string {
-  if (typeof value !== 'string' || !BUCKET_NAME.test(value) || value.includes('..') || IPV4_ADDRESS.test(value)) {
+  if (typeof value !== 'string' || !BUCKET_NAME.test(value) || IPV4_ADDRESS.test(value)) {
     throw new InvalidInputError(
       field,
-      `${field} must be an S3 bucket name (3 to 63 characters: lowercase letters, digits, "." and "-", starting and ending with a letter or digit, no "..", not an IP address), got ${describe(value)}`,
+      `${field} must be an S3 bucket name (3 to 255 characters: letters, digits, ".", "-" and "_", starting and ending with a letter or digit, not an IP address), got ${describe(value)}`,
     );
   }
   return value;

@@ -2,15 +2,26 @@ import { OrcaStatus } from '../status.js';
 import type { QuotedSchema } from './schema.js';
 import { reportCountColumns } from './reports.js';
 
-// First key of the two-key advisory lock: "ORCA" in ASCII, so that the lock space of this library
-// stays apart from single-key locks other code may take on small integers.
-export const LOCK_NAMESPACE = 0x4f524341;
-
 /**
- * Takes the job's transaction-scoped advisory lock. $1: the namespace, $2: the job id, mapped onto
- * the lock's 31-bit second key; two jobs that collide only wait for each other.
+ * Takes the job's transaction-scoped advisory lock, two int4 keys. $1: the schema's key (see
+ * {@link jobLockKeys}), $2: the job id, mapped onto the 31-bit second key; two jobs that collide
+ * only wait for each other, never share work.
  */
 export const LOCK_JOB_SQL = 'SELECT pg_advisory_xact_lock($1::int4, ($2::int8 % 2147483648)::int4)';
+
+/**
+ * The two keys of a job's advisory lock: a 32-bit FNV-1a hash of `orca-reconcile:` and the quoted
+ * schema name, so that jobs of the same id in two schemas do not wait for each other, and the job
+ * id modulo 2^31. Advisory locks are per database; the two-key form keeps them apart from
+ * single-key locks other code takes.
+ */
+export function jobLockKeys(schema: QuotedSchema, jobId: number): [number, number] {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(`orca-reconcile:${schema}`)) {
+    hash = Math.imul(hash ^ byte, 0x01000193);
+  }
+  return [hash | 0, jobId % 2 ** 31];
+}
 
 /** A job's status and bucket. $1: job id. */
 export const selectJobSql = (s: QuotedSchema): string =>

@@ -9,13 +9,6 @@ import type { TestDatabase } from './database.js';
  * spreadJobIds and the triggers (pause points, report gate) are harmless on either backend.
  */
 
-/**
- * First key of the library's two-key job lock (src/guard.ts), restated from README/spec ("ORCA"
- * in ASCII, 0x4F524341): the tests hold the contract, they do not import the implementation's
- * constant. A test session that takes `pg_advisory_lock(JOB_LOCK_NAMESPACE, jobId)` stands in
- * for another worker holding the job.
- */
-export const JOB_LOCK_NAMESPACE = 0x4f524341;
 /** First key of the locks a test holds to stop a run at a chosen point ("TEST" in ASCII). */
 export const PAUSE_LOCK_NAMESPACE = 0x54455354;
 /** First key of the gate lock of {@link installReportGate}: "GATE" in ASCII, apart from the job lock. */
@@ -27,9 +20,16 @@ export interface AdvisoryKey {
   key: number;
 }
 
-/** The lock every transaction of job `jobId` takes. */
-export function jobLockKey(jobId: number): AdvisoryKey {
-  return { namespace: JOB_LOCK_NAMESPACE, key: jobId % 2 ** 31 };
+/**
+ * The lock every transaction of job `jobId` in `schema` takes, restated from the README: the
+ * first key is the 32-bit FNV-1a hash of `orca-reconcile:"<schema>"` as a signed int4, the
+ * second the job id modulo 2^31. The tests hold the contract; they do not import the
+ * implementation. A test session that takes this lock stands in for another worker on the job.
+ */
+export function jobLockKey(schema: string, jobId: number): AdvisoryKey {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(`orca-reconcile:"${schema}"`, 'utf8')) hash = Math.imul(hash ^ byte, 0x01000193);
+  return { namespace: hash | 0, key: jobId % 2 ** 31 };
 }
 
 /** The gate lock of job `jobId` that {@link installReportGate}'s trigger waits for. */
@@ -99,7 +99,8 @@ export async function holdAdvisoryLock(lock: AdvisoryKey): Promise<HeldLock> {
  * objsubid = 2.
  */
 function advisoryLockMatch(l: string, ns: string, key: string): string {
-  return `${l}.locktype = 'advisory' AND ${l}.classid::int8 = ${ns}::int8 AND ${l}.objid::int8 = ${key}::int8
+  // classid and objid are oids, unsigned: a negative int4 key shows as its two's complement.
+  return `${l}.locktype = 'advisory' AND ${l}.classid::int8 = (${ns}::int8 & 4294967295) AND ${l}.objid::int8 = (${key}::int8 & 4294967295)
     AND ${l}.objsubid = 2`;
 }
 

@@ -127,7 +127,7 @@ describe('orca-reconcile jobs', () => {
     ['--limit', '0'],
     ['--limit', '1001'],
     ['--limit', 'ten'],
-    ['--location', 'Not_A_Bucket'],
+    ['--location', 'not/a/bucket'],
     ['--schema', 'bad-name'],
   ])('rejects %s %s with exit 2 and one line naming the flag', async (flag, value) => {
     const output = memoryIO({});

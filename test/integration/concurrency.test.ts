@@ -115,15 +115,15 @@ describe('concurrent runs', () => {
     const queue = sqs.createQueue();
     const handles = await deliveries(queue, jobId, BUCKET, WORKERS);
     // On the server, hold the job's lock until every worker queues on it, so all of them contend.
-    const gate = usingPostgres ? await holdAdvisoryLock(jobLockKey(jobId)) : undefined;
+    const gate = usingPostgres ? await holdAdvisoryLock(jobLockKey(schema, jobId)) : undefined;
 
     let outputs;
     try {
       // Act
       const runs = handles.map((handle) => runTask(jobId, BUCKET, queue, handle));
       if (gate) {
-        await waitForLockWaiters(t, jobLockKey(jobId), WORKERS);
-        expect(await countLockWaiters(t, jobLockKey(jobId))).toBe(WORKERS);
+        await waitForLockWaiters(t, jobLockKey(schema, jobId), WORKERS);
+        expect(await countLockWaiters(t, jobLockKey(schema, jobId))).toBe(WORKERS);
         await gate.release();
       }
       outputs = await Promise.all(runs);
@@ -183,7 +183,7 @@ describe('concurrent runs', () => {
     const queueB = sqs.createQueue();
     const [messageA] = await deliveries(queueA, jobA, BUCKET, 1);
     const [messageB] = await deliveries(queueB, jobB, OTHER_BUCKET, 1);
-    const gateA = await holdAdvisoryLock(jobLockKey(jobA));
+    const gateA = await holdAdvisoryLock(jobLockKey(schema, jobA));
 
     let outputA;
     let outputB;
@@ -193,9 +193,9 @@ describe('concurrent runs', () => {
     try {
       // Act: A queues behind the held lock; B runs from start to end meanwhile.
       const runA = track(runTask(jobA, BUCKET, queueA, messageA!));
-      await waitForLockWaiters(t, jobLockKey(jobA), 1);
+      await waitForLockWaiters(t, jobLockKey(schema, jobA), 1);
       outputB = await runTask(jobB, OTHER_BUCKET, queueB, messageB!);
-      aWaitingAfterB = await countLockWaiters(t, jobLockKey(jobA));
+      aWaitingAfterB = await countLockWaiters(t, jobLockKey(schema, jobA));
       aSettledAfterB = runA.settled();
       statusAWhileWaiting = (await readJob(t, schema, jobA)).status_id;
       await gateA.release();
@@ -243,8 +243,8 @@ describe('concurrent runs', () => {
         const first = track(runTask(jobId, BUCKET, queue, firstHandle!));
         await waitForLockWaiters(t, pause, 1);
         const second = track(runTask(jobId, BUCKET, queue, secondHandle!));
-        await waitForLockWaiters(t, jobLockKey(jobId), 1);
-        secondWaitedOnJobLock = await countLockWaiters(t, jobLockKey(jobId));
+        await waitForLockWaiters(t, jobLockKey(schema, jobId), 1);
+        secondWaitedOnJobLock = await countLockWaiters(t, jobLockKey(schema, jobId));
         firstSettledEarly = first.settled();
         secondSettledEarly = second.settled();
         await held.release();

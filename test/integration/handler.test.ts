@@ -99,7 +99,7 @@ describe('createHandler', () => {
       ['jobId "1"', { event: { ...valid, jobId: '1' } }, 'event.jobId'],
       ['a missing jobId', { event: { ...valid, jobId: undefined } }, 'event.jobId'],
       ['a missing orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: undefined } }, 'event.orcaArchiveLocation'],
-      ['an orcaArchiveLocation that is no bucket name', { event: { ...valid, orcaArchiveLocation: 'A_B' } }, 'event.orcaArchiveLocation'],
+      ['an orcaArchiveLocation that is no bucket name', { event: { ...valid, orcaArchiveLocation: 'A B' } }, 'event.orcaArchiveLocation'],
       ['an empty messageReceiptHandle', { event: { ...valid, messageReceiptHandle: '' } }, 'event.messageReceiptHandle'],
       ['a missing messageReceiptHandle', { event: { ...valid, messageReceiptHandle: undefined } }, 'event.messageReceiptHandle'],
       ['fields without the event wrapper', { ...valid }, 'event'],

@@ -227,7 +227,7 @@ describe('task', () => {
       ['jobId "1"', { jobId: '1' }, 'jobId'],
       ['jobId NaN', { jobId: Number.NaN }, 'jobId'],
       ['a missing orcaArchiveLocation', { orcaArchiveLocation: undefined }, 'orcaArchiveLocation'],
-      ['an orcaArchiveLocation that is no bucket name', { orcaArchiveLocation: 'Prefix_ORCA' }, 'orcaArchiveLocation'],
+      ['an orcaArchiveLocation that is no bucket name', { orcaArchiveLocation: 'prefix/orca' }, 'orcaArchiveLocation'],
       ['an empty messageReceiptHandle', { messageReceiptHandle: '' }, 'messageReceiptHandle'],
       ['an empty queueUrl', { queueUrl: '' }, 'queueUrl'],
       ['a queueUrl that is not a string', { queueUrl: 42 }, 'queueUrl'],

@@ -6,11 +6,15 @@ import { readJob, readReports } from '../helpers/factories.js';
 import { libraryPool } from '../helpers/faults.js';
 import {
   holdAdvisoryLock,
+  installPausePoint,
   installReportGate,
   jobLockKey,
+  newPauseKey,
   reportGateKey,
   spreadJobIds,
+  track,
   waitForLockWait,
+  waitForLockWaiters,
 } from '../helpers/locks.js';
 import { closedLoopbackPort } from '../helpers/network.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
@@ -133,28 +137,25 @@ describe('timeouts', () => {
   );
 
   it.runIf(usingPostgres)(
-    'cuts off the wait for a job lock another session holds, then marks the job error once the lock is free',
+    'cuts off the wait for a job lock another session holds, and marks the job error without waiting for that lock',
     async () => {
-      // Prepare: another session holds the job's lock when the run starts.
+      // Prepare: another session holds the job's lock for the whole invocation.
       const queue = sqs.createQueue();
       const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
-      const holder = await holdAdvisoryLock(jobLockKey(jobId));
+      const holder = await holdAdvisoryLock(jobLockKey(schema, jobId));
       const { handler, lines } = handlerFor(queue, library!);
       const { endsAt, context } = lambdaContext(MARGIN_MS + BUDGET_MS);
       const startedAt = Date.now();
 
-      // Act: the run waits for the lock ('start job'), is cut off at the deadline, and waits for
-      // the lock again to record the failure; the holder lets go only then.
-      const outcome = handler(event, context).catch((thrown: unknown) => thrown);
+      // Act
       let error: unknown;
+      let job;
       try {
-        const jobLock = jobLockKey(jobId);
-        const first = await waitForLockWait(t, applicationName, jobLock);
-        await waitForLockWait(t, applicationName, jobLock, { startedAfter: first.xact_start });
-        expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Staged);
+        error = await handler(event, context).catch((thrown: unknown) => thrown);
+        // Read while the other session still holds the lock: the failure is recorded already.
+        job = await readJob(t, schema, jobId);
       } finally {
         await holder.release();
-        error = await outcome;
       }
       const settledAt = Date.now();
 
@@ -165,8 +166,9 @@ describe('timeouts', () => {
       expect(['57014', '55P03']).toContain((timeout.cause as { code?: string }).code);
       expect(settledAt).toBeLessThan(endsAt);
       expect(settledAt - startedAt).toBeGreaterThanOrEqual(BUDGET_MS - 50);
+      // The failure record did not wait out its own 5 s budget on the lock.
+      expect(settledAt - startedAt).toBeLessThan(BUDGET_MS + 5_000);
 
-      const job = await readJob(t, schema, jobId);
       expect(job.status_id).toBe(OrcaStatus.Error);
       expect(job.error_message).toBe(timeout.message);
       expect(job.end_time).toBeInstanceOf(Date);
@@ -180,42 +182,54 @@ describe('timeouts', () => {
   );
 
   it.runIf(usingPostgres)(
-    'still returns before the invocation ends when even the failure record cannot get the job lock',
+    'never leaves a job in generating reports when another session takes the job lock between the two steps',
     async () => {
-      // Prepare: another session holds the job's lock for the whole invocation.
+      // Prepare: step 1 stops after marking the job 'generating reports', holding the job lock;
+      // another session queues for that lock and gets it as step 1 commits, before step 2.
       const queue = sqs.createQueue();
       const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
-      const holder = await holdAdvisoryLock(jobLockKey(jobId));
+      const pause = newPauseKey();
+      const dropPause = await installPausePoint(
+        t,
+        schema,
+        `after_start_${jobId}`,
+        { table: 'reconcile_job', event: 'UPDATE', when: `NEW.status_id = ${OrcaStatus.GeneratingReports} AND NEW.id = ${jobId}` },
+        pause,
+      );
+      const paused = await holdAdvisoryLock(pause);
       const { handler, lines } = handlerFor(queue, library!);
       const { endsAt, context } = lambdaContext(MARGIN_MS + BUDGET_MS);
-      const startedAt = Date.now();
 
       // Act
+      const outcome = track(handler(event, context).catch((thrown: unknown) => thrown));
+      let holder: Awaited<ReturnType<typeof holdAdvisoryLock>> | undefined;
       let error: unknown;
+      let job;
       try {
-        error = await handler(event, context).catch((thrown: unknown) => thrown);
+        await waitForLockWaiters(t, pause, 1);
+        const taking = holdAdvisoryLock(jobLockKey(schema, jobId));
+        await waitForLockWaiters(t, jobLockKey(schema, jobId), 1);
+        await paused.release();
+        holder = await taking;
+        error = await outcome.promise;
+        job = await readJob(t, schema, jobId);
       } finally {
-        await holder.release();
+        await paused.release();
+        await holder?.release();
+        await dropPause();
       }
-      const settledAt = Date.now();
 
-      // Assess: the budget (1.5 s) plus the failure record's own 5 s, inside the 7.5 s invocation.
+      // Assess
       expect(error).toBeInstanceOf(TimeoutError);
-      const timeout = error as TimeoutError;
-      expect(timeout.message).toMatch(/^start job timed out after 1\.[5-7] s/);
-      expect(settledAt - startedAt).toBeGreaterThanOrEqual(BUDGET_MS + 5_000 - 100);
-      expect(settledAt).toBeLessThan(endsAt);
-
-      // The job is as the loader left it: never 'generating reports', and nothing committed.
-      const job = await readJob(t, schema, jobId);
-      expect(job.status_id).toBe(OrcaStatus.Staged);
-      expect(job.end_time).toBeNull();
-      expect(await readStatusTrail(t, schema, jobId)).toEqual([]);
-      const failed = lines.find((line) => line.startsWith('error could not mark the job as error'));
-      expect(failed).toBeDefined();
-      const fields = JSON.parse(failed!.slice('error could not mark the job as error '.length)) as Record<string, unknown>;
-      expect(fields).toMatchObject({ jobId, error: timeout.message });
-      expect(String(fields['statusUpdateError'])).toMatch(/lock timeout|statement timeout/);
+      expect((error as Error).message).toMatch(/^generate reports timed out after/);
+      expect(Date.now()).toBeLessThan(endsAt);
+      expect(job.status_id).toBe(OrcaStatus.Error);
+      expect(job.error_message).toBe((error as Error).message);
+      expect((await readStatusTrail(t, schema, jobId)).map((entry) => entry.status_id)).toEqual([
+        OrcaStatus.GeneratingReports,
+        OrcaStatus.Error,
+      ]);
+      expect(lines.join('\n')).not.toContain('could not mark the job as error');
       expect(queue.messagesLeft()).toBe(1);
     },
   );

@@ -9,7 +9,7 @@ describe('parseReconcileEvent', () => {
     expect(parseReconcileEvent({ event: valid })).toEqual(valid);
   });
 
-  it.each(['abc', 'my.bucket-1', '1.2.3', '192.168.10.1x', 'a'.repeat(63)])('accepts the bucket name %s', (name) => {
+  it.each(['abc', 'my.bucket-1', '1.2.3', '192.168.10.1x', 'a'.repeat(63), 'Upper-Case', 'Legacy_Bucket', 'a..b', 'a'.repeat(255)])('accepts the bucket name %s', (name) => {
     expect(parseReconcileEvent({ event: { ...valid, orcaArchiveLocation: name } }).orcaArchiveLocation).toBe(name);
   });
 
@@ -40,12 +40,13 @@ describe('parseReconcileEvent', () => {
     ['event.jobId', { event: { ...valid, jobId: null } }],
     ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: undefined } }],
     ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: '' } }],
-    ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'Upper-Case' } }],
+    ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: '_leading-underscore' } }],
+    ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'trailing-dash-' } }],
     ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: "'; DROP TABLE files; --" } }],
     ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'ab' } }],
-    ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'a'.repeat(64) } }],
+    ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'a'.repeat(256) } }],
     ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 42 } }],
-    ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'a..b' } }],
+    ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: 'has space' } }],
     ['event.orcaArchiveLocation', { event: { ...valid, orcaArchiveLocation: '192.168.10.1' } }],
     ['event.messageReceiptHandle', { event: { ...valid, messageReceiptHandle: undefined } }],
     ['event.messageReceiptHandle', { event: { ...valid, messageReceiptHandle: '' } }],
