@@ -60,21 +60,25 @@ export function flagChoice<T extends string>(value: string, flag: string, choice
 }
 
 /**
- * Checks a database URL without ever repeating it: the password it may hold must not reach the
- * terminal or a log.
+ * The database URL and where it came from, checked without ever repeating it: the password it
+ * may hold must not reach the terminal or a log.
  */
-export function flagDatabaseUrl(value: string | undefined, flag = '--database-url'): string {
-  if (value === undefined || value === '') throw new FlagError(flag, `${flag} is required (or set DATABASE_URL)`);
+function databaseUrlOf(flags: DatabaseFlags, io: CliIO): { databaseUrl: string; source: string } {
+  const source = flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url';
+  const databaseUrl = flags.databaseUrl ?? io.env['DATABASE_URL'];
+  if (databaseUrl === undefined || databaseUrl === '') {
+    throw new FlagError('--database-url', '--database-url is required (or set DATABASE_URL)');
+  }
   let url: URL;
   try {
-    url = new URL(value);
+    url = new URL(databaseUrl);
   } catch {
-    throw new FlagError(flag, `${flag} is not a valid URL (expected postgres://user:password@host:port/database)`);
+    throw new FlagError(source, `${source} is not a valid URL (expected postgres://user:password@host:port/database)`);
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new FlagError(flag, `${flag} must start with postgres:// or postgresql://`);
+    throw new FlagError(source, `${source} must start with postgres:// or postgresql://`);
   }
-  return value;
+  return { databaseUrl, source };
 }
 
 /** Removes the URL's password from a message, whatever produced it. */
@@ -91,26 +95,38 @@ export function redact(message: string, databaseUrl: string | undefined): string
   return text;
 }
 
-/** A pool of one connection for a command's run; the caller ends it. */
-export function openPool(databaseUrl: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1, connectionTimeoutMillis: 10_000 });
-  pool.on('error', () => undefined);
-  return pool;
+/** The flags of a command that connects: `--database-url`, or `DATABASE_URL` when it is absent. */
+export interface DatabaseFlags {
+  databaseUrl?: string;
 }
 
 /**
- * {@link openPool}, then one connection made up front, so an unreachable or refusing server is
- * reported as such, naming where the URL came from (`--database-url` or `DATABASE_URL`).
+ * Runs `work` on a pool of one connection to the command's database, and ends the pool whatever
+ * happens. The URL is `--database-url` or, when the flag is absent, `DATABASE_URL`; a missing or
+ * malformed one is a usage error naming which. One connection is made up front, so an unreachable
+ * or refusing server is reported as such before any work starts: as
+ * `connect to the database of <source> failed: …`, or with `connectAction` in place of
+ * `connect to the database of <source>`.
  */
-export async function connectPool(databaseUrl: string, source: string): Promise<pg.Pool> {
-  const pool = openPool(databaseUrl);
+export async function withDatabase<T>(
+  flags: DatabaseFlags,
+  io: CliIO,
+  work: (pool: pg.Pool) => Promise<T>,
+  connectAction?: string,
+): Promise<T> {
+  const { databaseUrl, source } = databaseUrlOf(flags, io);
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1, connectionTimeoutMillis: 10_000 });
+  pool.on('error', () => undefined);
   try {
-    (await pool.connect()).release();
-  } catch (error) {
+    try {
+      (await pool.connect()).release();
+    } catch (error) {
+      throw new DatabaseError(connectAction ?? `connect to the database of ${source}`, error);
+    }
+    return await work(pool);
+  } finally {
     await pool.end();
-    throw new DatabaseError(`connect to the database of ${source}`, error);
   }
-  return pool;
 }
 
 export function writeLine(stream: NodeJS.WritableStream, line: string): void {

@@ -4,13 +4,12 @@ import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
-  flagDatabaseUrl,
   flagLocation,
   flagPositiveInteger,
   flagSchema,
   printable,
-  connectPool,
   renderTable,
+  withDatabase,
   writeLine,
 } from './common.js';
 
@@ -74,17 +73,14 @@ Examples:
 };
 
 async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
-  const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
-  const pool = await connectPool(databaseUrl, flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url');
-  let jobs: JobSummary[];
-  try {
-    const { rows } = await pool.query(recentJobsSql(quoteSchema(flags.schema)), [flags.location ?? null, flags.limit]);
-    jobs = rows.map(toJobSummary);
-  } catch (error) {
-    throw new DatabaseError('list jobs', error);
-  } finally {
-    await pool.end();
-  }
+  const jobs = await withDatabase(flags, io, async (pool) => {
+    try {
+      const { rows } = await pool.query(recentJobsSql(quoteSchema(flags.schema)), [flags.location ?? null, flags.limit]);
+      return rows.map(toJobSummary);
+    } catch (error) {
+      throw new DatabaseError('list jobs', error);
+    }
+  });
   if (flags.json) {
     writeLine(io.stdout, JSON.stringify(jobs, null, 2));
     return;

@@ -10,12 +10,11 @@ import {
   type CliIO,
   type RegisterCommand,
   flagChoice,
-  flagDatabaseUrl,
   flagJobId,
   flagPositiveInteger,
   flagSchema,
-  connectPool,
   renderTable,
+  withDatabase,
 } from './common.js';
 
 export const REPORT_FORMATS = ['table', 'csv', 'json', 'ndjson'] as const;
@@ -81,14 +80,12 @@ Examples:
   $ DATABASE_URL=postgres://orca@db:5432/orca orca-reconcile report --job-id 42 --kind phantom --format ndjson | jq .keyPath`,
     )
     .action(async (flags: ReportFlags) => {
-      await exportReport(flags, io);
+      await withDatabase(flags, io, (pool) => exportReport(pool, flags, io));
     });
 };
 
-async function exportReport(flags: ReportFlags, io: CliIO): Promise<void> {
-  const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
+async function exportReport(pool: Database, flags: ReportFlags, io: CliIO): Promise<void> {
   const format = flags.format ?? (flags.out === undefined && isTerminal(io.stdout) ? 'table' : 'csv');
-  const pool = await connectPool(databaseUrl, flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url');
   let file: ReturnType<typeof createWriteStream> | undefined;
   try {
     await checkJobExists(pool, flags.schema, flags.jobId);
@@ -124,7 +121,6 @@ async function exportReport(flags: ReportFlags, io: CliIO): Promise<void> {
     progress?.done(rows);
   } finally {
     file?.destroy();
-    await pool.end();
   }
 }
 

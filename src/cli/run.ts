@@ -1,16 +1,14 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { DatabaseError } from '../errors.js';
 import { type TaskInput, type TaskOutput, task } from '../index.js';
 import { type Logger, silentLogger } from '../types.js';
 import {
   type CliIO,
   type RegisterCommand,
   FlagError,
-  flagDatabaseUrl,
   flagJobId,
   flagLocation,
   flagSchema,
-  openPool,
+  withDatabase,
   writeLine,
 } from './common.js';
 
@@ -62,7 +60,6 @@ export const registerRun: RegisterCommand = (program, io) => {
         '      --receipt-handle AQEB... --json',
     )
     .action(async (flags: RunFlags) => {
-      const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
       const message = queueFlags(flags, io);
       const logger = flags.verbose ? stderrLogger(io) : silentLogger;
       const input: TaskInput = {
@@ -70,21 +67,22 @@ export const registerRun: RegisterCommand = (program, io) => {
         orcaArchiveLocation: flags.location,
         ...(message ? { queueUrl: message.queueUrl, messageReceiptHandle: message.receiptHandle } : {}),
       };
-      const pool = openPool(databaseUrl);
-      let sqs: SQSClient | undefined;
-      try {
-        // One attempt to connect first: an unreachable server is reported at once instead of after
-        // the retries and the attempt to mark the job failed, which could not reach it either.
-        await pool.query('SELECT 1').catch((error: unknown) => {
-          throw new DatabaseError('connect to the database', error);
-        });
-        if (message) sqs = await createSqsClient(message);
-        const output = await task(input, { database: pool, sqs, logger, schema: flags.schema });
-        writeLine(io.stdout, flags.json ? JSON.stringify(output) : summary(output, message !== undefined));
-      } finally {
-        sqs?.destroy();
-        await pool.end();
-      }
+      // Connecting first reports an unreachable server at once, instead of after the retries and
+      // the attempt to mark the job failed, which could not reach it either.
+      const output = await withDatabase(
+        flags,
+        io,
+        async (pool) => {
+          const sqs = message ? await createSqsClient(message) : undefined;
+          try {
+            return await task(input, { database: pool, sqs, logger, schema: flags.schema });
+          } finally {
+            sqs?.destroy();
+          }
+        },
+        'connect to the database',
+      );
+      writeLine(io.stdout, flags.json ? JSON.stringify(output) : summary(output, message !== undefined));
     });
 };
 

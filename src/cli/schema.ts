@@ -2,7 +2,7 @@ import { type Queryable, withTransaction } from '../database.js';
 import { createOrcaTables, inventoryTableName, partitionBoundsSql, validatePartitionBucket } from '../sql/ddl.js';
 import { DatabaseError, OrcaReconcileError, messageOf } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
-import { type RegisterCommand, FlagError, flagDatabaseUrl, flagSchema, openPool, writeLine } from './common.js';
+import { type RegisterCommand, FlagError, flagSchema, withDatabase, writeLine } from './common.js';
 
 interface SchemaFlags {
   databaseUrl?: string;
@@ -46,22 +46,19 @@ export const registerSchema: RegisterCommand = (program, io) => {
         '  schema "orca" ready; inventory partitions: prefix-orca-primary, prefix-orca-secondary',
     )
     .action(async (flags: SchemaFlags) => {
-      const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
-      const pool = openPool(databaseUrl);
-      try {
-        const partitions = await withTransaction(pool, async (tx) => {
-          await createOrcaTables(tx, flags.schema, flags.bucket ?? []);
-          return listPartitionBuckets(tx, flags.schema);
-        }).catch((error: unknown) => {
-          throw error instanceof OrcaReconcileError ? error : new DatabaseError('create the ORCA tables', error);
-        });
-        writeLine(
-          io.stdout,
-          `schema "${flags.schema}" ready; inventory partitions: ${partitions.length ? partitions.join(', ') : 'none'}`,
-        );
-      } finally {
-        await pool.end();
-      }
+      const partitions = await withDatabase(
+        flags,
+        io,
+        (pool) =>
+          withTransaction(pool, async (tx) => {
+            await createOrcaTables(tx, flags.schema, flags.bucket ?? []);
+            return listPartitionBuckets(tx, flags.schema);
+          }).catch((error: unknown) => {
+            throw error instanceof OrcaReconcileError ? error : new DatabaseError('create the ORCA tables', error);
+          }),
+        'create the ORCA tables',
+      );
+      writeLine(io.stdout, `schema "${flags.schema}" ready; inventory partitions: ${partitions.length ? partitions.join(', ') : 'none'}`);
     });
 };
 
