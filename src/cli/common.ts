@@ -1,9 +1,9 @@
 import pg from 'pg';
 import Table from 'cli-table3';
-import type { Command } from 'commander';
-import { DatabaseError, InvalidInputError, messageOf } from '../errors.js';
+import { type Command, CommanderError, InvalidArgumentError } from 'commander';
+import { DatabaseError, InvalidInputError } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
-import { validateArchiveLocation, validateJobId } from '../validation.js';
+import { validateArchiveLocation } from '../validation.js';
 
 /** Where a command writes, and what it reads from the environment. Tests pass their own. */
 export interface CliIO {
@@ -15,84 +15,78 @@ export interface CliIO {
 /** What every command module offers the program. */
 export type RegisterCommand = (program: Command, io: CliIO) => void;
 
-/** A flag value that failed its check; the message names the flag. */
-export class FlagError extends InvalidInputError {}
-
-export function flagJobId(value: string, flag = '--job-id'): number {
-  const number = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
-  try {
-    return validateJobId(number, flag);
-  } catch {
-    throw new FlagError(flag, `${flag} must be a positive integer, got "${value.slice(0, 40)}"`);
-  }
-}
-
-export function flagLocation(value: string, flag = '--location'): string {
-  try {
-    return validateArchiveLocation(value, flag);
-  } catch (error) {
-    throw new FlagError(flag, messageOf(error));
-  }
-}
-
-export function flagSchema(value: string, flag = '--schema'): string {
-  try {
-    quoteSchema(value, flag);
-    return value;
-  } catch (error) {
-    throw new FlagError(flag, messageOf(error));
-  }
-}
-
-export function flagPositiveInteger(value: string, flag: string, max = Number.MAX_SAFE_INTEGER): number {
-  const number = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(number) || number < 1 || number > max) {
-    throw new FlagError(flag, `${flag} must be an integer between 1 and ${max}, got "${value.slice(0, 40)}"`);
-  }
-  return number;
-}
-
-export function flagChoice<T extends string>(value: string, flag: string, choices: readonly T[]): T {
-  if (!(choices as readonly string[]).includes(value)) {
-    throw new FlagError(flag, `${flag} must be one of ${choices.join(', ')}, got "${value.slice(0, 40)}"`);
-  }
-  return value as T;
-}
+/** Exit codes: 0 success, 1 the work failed, 2 the command line was wrong. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 /**
- * The database URL and where it came from, checked without ever repeating it: the password it
- * may hold must not reach the terminal or a log.
+ * A command line that is wrong in a way no single flag's parser can see: a flag that needs
+ * another, or no database URL. It ends the run as commander's own usage errors do.
  */
-function databaseUrlOf(flags: DatabaseFlags, io: CliIO): { databaseUrl: string; source: string } {
-  const source = flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url';
-  const databaseUrl = flags.databaseUrl ?? io.env['DATABASE_URL'];
-  if (databaseUrl === undefined || databaseUrl === '') {
-    throw new FlagError('--database-url', '--database-url is required (or set DATABASE_URL)');
-  }
-  let url: URL;
-  try {
-    url = new URL(databaseUrl);
-  } catch {
-    throw new FlagError(source, `${source} is not a valid URL (expected postgres://user:password@host:port/database)`);
-  }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new FlagError(source, `${source} must start with postgres:// or postgresql://`);
-  }
-  return { databaseUrl, source };
+export function usageError(message: string): CommanderError {
+  return new CommanderError(EXIT.usage, 'orca-reconcile.usage', message);
 }
 
-/** Removes the URL's password from a message, whatever produced it. */
-export function redact(message: string, databaseUrl: string | undefined): string {
-  if (!databaseUrl) return message;
-  let password: string;
-  try {
-    password = decodeURIComponent(new URL(databaseUrl).password);
-  } catch {
-    return message.split(databaseUrl).join('<database url>');
+// The argument parsers below throw commander's InvalidArgumentError, which commander reports as
+// `option '--flag <value>' argument '…' is invalid. <reason>`. Each reason names its flag.
+
+const digitsOnly = (value: string): number => (/^[0-9]+$/.test(value) ? Number(value) : Number.NaN);
+
+export function flagJobId(value: string): number {
+  const id = digitsOnly(value);
+  if (!Number.isSafeInteger(id) || id < 1) {
+    throw new InvalidArgumentError(`--job-id must be a positive integer no greater than ${Number.MAX_SAFE_INTEGER}`);
   }
-  let text = message.split(databaseUrl).join('<database url>');
-  if (password) text = text.split(password).join('***');
-  return text;
+  return id;
+}
+
+/** A parser of whole numbers from `min` to `max` for `flag`. */
+export function integerFlag(flag: string, min: number, max: number): (value: string) => number {
+  return (value) => {
+    const number = digitsOnly(value);
+    if (!(number >= min && number <= max)) throw new InvalidArgumentError(`${flag} must be an integer between ${min} and ${max}`);
+    return number;
+  };
+}
+
+/** A parser made of one of the library's checks: its InvalidInputError becomes an InvalidArgumentError. */
+export function libraryCheck<T>(check: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return check(value);
+    } catch (error) {
+      if (error instanceof InvalidInputError) throw new InvalidArgumentError(error.message);
+      throw error;
+    }
+  };
+}
+
+export const flagLocation = libraryCheck((value) => validateArchiveLocation(value, '--location'));
+
+export const flagSchema = libraryCheck((value) => {
+  quoteSchema(value, '--schema');
+  return value;
+});
+
+/**
+ * A message as the one line the CLI prints on stderr: each of `databaseUrls` and its password
+ * removed, line breaks folded and control characters escaped.
+ */
+export function errorLine(message: string, databaseUrls: readonly string[] = []): string {
+  let text = message;
+  for (const url of databaseUrls) {
+    text = text.split(url).join('<database url>');
+    const password = passwordOf(url);
+    if (password) text = text.split(password).join('***');
+  }
+  return printable(text.replace(/\s*\n\s*/g, ' ').trim());
+}
+
+function passwordOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
 }
 
 /** The flags of a command that connects: `--database-url`, or `DATABASE_URL` when it is absent. */
@@ -127,6 +121,26 @@ export async function withDatabase<T>(
   } finally {
     await pool.end();
   }
+}
+
+/**
+ * The database URL and where it came from, checked without ever repeating it: the password it
+ * may hold must not reach the terminal or a log.
+ */
+function databaseUrlOf(flags: DatabaseFlags, io: CliIO): { databaseUrl: string; source: string } {
+  const source = flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url';
+  const databaseUrl = flags.databaseUrl ?? io.env['DATABASE_URL'];
+  if (databaseUrl === undefined || databaseUrl === '') throw usageError('--database-url is required (or set DATABASE_URL)');
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    throw usageError(`${source} is not a valid URL (expected postgres://user:password@host:port/database)`);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw usageError(`${source} must start with postgres:// or postgresql://`);
+  }
+  return { databaseUrl, source };
 }
 
 export function writeLine(stream: NodeJS.WritableStream, line: string): void {

@@ -5,8 +5,8 @@ import {
   type CliIO,
   type RegisterCommand,
   flagLocation,
-  flagPositiveInteger,
   flagSchema,
+  integerFlag,
   printable,
   renderTable,
   withDatabase,
@@ -27,7 +27,7 @@ interface JobsFlags {
 }
 
 /** A reconcile_job row with its status name and the number of rows in each of its reports. */
-export interface JobSummary {
+interface JobSummary {
   id: number;
   orcaArchiveLocation: string;
   statusId: number;
@@ -47,14 +47,9 @@ export const registerJobs: RegisterCommand = (program, io) => {
     .summary('List recent jobs with their status and report counts.')
     .description('List recent reconciliation jobs, newest first, with their status and the rows in each report.')
     .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
-    .option('--location <bucket>', 'only jobs of this ORCA archive bucket', (value) => flagLocation(value))
-    .option(
-      '--limit <n>',
-      `at most N jobs (1 to ${MAX_LIMIT})`,
-      (value) => flagPositiveInteger(value, '--limit', MAX_LIMIT),
-      DEFAULT_LIMIT,
-    )
-    .option('--schema <schema>', 'ORCA schema', (value) => flagSchema(value), 'orca')
+    .option('--location <bucket>', 'only jobs of this ORCA archive bucket', flagLocation)
+    .option('--limit <n>', `at most N jobs (1 to ${MAX_LIMIT})`, integerFlag('--limit', 1, MAX_LIMIT), DEFAULT_LIMIT)
+    .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
     .option('--json', 'print a JSON array (full error messages, camelCase keys) instead of a table')
     .addHelpText(
       'after',

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
+import { Option } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { DatabaseError, JobNotFoundError, messageOf } from '../errors.js';
 import { REPORT_KINDS, type ReportKind, readReport, reportColumns } from '../read-report.js';
@@ -9,16 +10,15 @@ import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
-  flagChoice,
   flagJobId,
-  flagPositiveInteger,
   flagSchema,
+  integerFlag,
   renderTable,
   withDatabase,
 } from './common.js';
 
-export const REPORT_FORMATS = ['table', 'csv', 'json', 'ndjson'] as const;
-export type ReportFormat = (typeof REPORT_FORMATS)[number];
+const REPORT_FORMATS = ['table', 'csv', 'json', 'ndjson'] as const;
+type ReportFormat = (typeof REPORT_FORMATS)[number];
 
 const DEFAULT_BATCH_SIZE = 1000;
 /** readReport's own bound on rows per FETCH. */
@@ -42,21 +42,19 @@ export const registerReport: RegisterCommand = (program, io) => {
       "Stream one report of a reconciliation job (phantom, orphan or mismatch) in primary-key order, through a server-side cursor: memory stays flat whatever the report's size.",
     )
     .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
-    .requiredOption('--job-id <id>', 'reconcile_job id', (value) => flagJobId(value))
-    .requiredOption('--kind <kind>', `report to read: ${REPORT_KINDS.join(', ')}`, (value) =>
-      flagChoice(value, '--kind', REPORT_KINDS),
-    )
-    .option(
-      '--format <format>',
-      `${REPORT_FORMATS.join(', ')} (default: table on a terminal, csv when piped or with --out)`,
-      (value) => flagChoice(value, '--format', REPORT_FORMATS),
+    .requiredOption('--job-id <id>', 'reconcile_job id', flagJobId)
+    .addOption(new Option('--kind <kind>', 'report to read').choices(REPORT_KINDS).makeOptionMandatory())
+    .addOption(
+      new Option('--format <format>', 'output format (default: table on a terminal, csv when piped or with --out)').choices(
+        REPORT_FORMATS,
+      ),
     )
     .option('--out <file>', 'write to FILE (created or truncated) instead of stdout, with progress on stderr')
-    .option('--schema <schema>', 'ORCA schema', (value) => flagSchema(value), 'orca')
+    .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
     .option(
       '--batch-size <n>',
       `rows fetched from the server at a time, and rows per table block (1 to ${MAX_BATCH_SIZE})`,
-      (value) => flagPositiveInteger(value, '--batch-size', MAX_BATCH_SIZE),
+      integerFlag('--batch-size', 1, MAX_BATCH_SIZE),
       DEFAULT_BATCH_SIZE,
     )
     .addHelpText(

@@ -1,8 +1,8 @@
 import { type Queryable, withTransaction } from '../database.js';
 import { createOrcaTables, inventoryTableName, partitionBoundsSql, validatePartitionBucket } from '../sql/ddl.js';
-import { DatabaseError, OrcaReconcileError, messageOf } from '../errors.js';
+import { DatabaseError, OrcaReconcileError } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
-import { type RegisterCommand, FlagError, flagSchema, withDatabase, writeLine } from './common.js';
+import { type RegisterCommand, flagSchema, libraryCheck, withDatabase, writeLine } from './common.js';
 
 interface SchemaFlags {
   databaseUrl?: string;
@@ -10,14 +10,11 @@ interface SchemaFlags {
   bucket?: string[];
 }
 
+const flagBucket = libraryCheck((value) => validatePartitionBucket(value, '--bucket'));
+
 /** Repeatable `--bucket`: each value is checked as it is read, so a bad one stops the command before it connects. */
 function collectBucket(value: string, previous: string[] | undefined): string[] {
-  let bucket: string;
-  try {
-    bucket = validatePartitionBucket(value, '--bucket');
-  } catch (error) {
-    throw new FlagError('--bucket', messageOf(error));
-  }
+  const bucket = flagBucket(value);
   return previous?.includes(bucket) ? previous : [...(previous ?? []), bucket];
 }
 
@@ -36,7 +33,7 @@ export const registerSchema: RegisterCommand = (program, io) => {
         'databases: production ORCA creates these tables itself.',
     )
     .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
-    .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', (value: string) => flagSchema(value), 'orca')
+    .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', flagSchema, 'orca')
     .option('--bucket <name>', 'archive bucket that gets an inventory partition (repeatable)', collectBucket)
     .addHelpText(
       'after',
@@ -63,7 +60,7 @@ export const registerSchema: RegisterCommand = (program, io) => {
 };
 
 /** The buckets that have an inventory partition in `schema`, whoever created them, sorted. */
-export async function listPartitionBuckets(db: Queryable, schema: string): Promise<string[]> {
+async function listPartitionBuckets(db: Queryable, schema: string): Promise<string[]> {
   const { rows } = await db.query(partitionBoundsSql, [inventoryTableName(quoteSchema(schema))]);
   const buckets = (rows as { bound: string | null }[]).flatMap(({ bound }) =>
     // "FOR VALUES IN ('a', 'b')": bucket names hold no quote, but undouble them all the same.
