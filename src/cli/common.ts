@@ -67,9 +67,14 @@ export const flagSchema = libraryCheck((value) => {
   return value;
 });
 
+// The user information of a URL: from `scheme://` to the last `@` before white space.
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)\S*@/gi;
+
 /**
  * A message as the one line the CLI prints on stderr: each of `databaseUrls` and its password
- * removed, line breaks folded and control characters escaped.
+ * removed, the user information of any other URL (`scheme://user:password@host`) masked, line
+ * breaks folded and control characters escaped. Usage errors repeat the flag's value, and a
+ * database URL pasted into the wrong flag must not show its password.
  */
 export function errorLine(message: string, databaseUrls: readonly string[] = []): string {
   let text = message;
@@ -78,7 +83,7 @@ export function errorLine(message: string, databaseUrls: readonly string[] = [])
     const password = passwordOf(url);
     if (password) text = text.split(password).join('***');
   }
-  return printable(text.replace(/\s*\n\s*/g, ' ').trim());
+  return printable(text.replace(URL_CREDENTIALS, '$1***@').replace(/\s*\n\s*/g, ' ').trim());
 }
 
 function passwordOf(url: string): string {
