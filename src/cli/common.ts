@@ -148,6 +148,14 @@ function databaseUrlOf(flags: DatabaseFlags, io: CliIO): { databaseUrl: string; 
   return { databaseUrl, source };
 }
 
+// JSON.rawJSON (Node 21+, not yet in TypeScript's lib) writes a bigint as the exact number it is.
+const rawJson = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+
+/** `value` as JSON with bigint values (int8 columns) as exact JSON numbers, never rounded through a double. */
+export function exactJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? rawJson(String(item)) : item), indent);
+}
+
 export function writeLine(stream: NodeJS.WritableStream, line: string): void {
   stream.write(`${line}\n`);
 }

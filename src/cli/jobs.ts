@@ -4,6 +4,7 @@ import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
+  exactJson,
   flagLocation,
   flagSchema,
   integerFlag,
@@ -26,9 +27,12 @@ interface JobsFlags {
   json?: boolean;
 }
 
-/** A reconcile_job row with its status name and the number of rows in each of its reports. */
+/**
+ * A reconcile_job row with its status name and the number of rows in each of its reports. int8
+ * columns are bigint: a bigserial id can pass 2^53, where a number would round it.
+ */
 interface JobSummary {
-  id: number;
+  id: bigint;
   orcaArchiveLocation: string;
   statusId: number;
   status: string;
@@ -36,9 +40,9 @@ interface JobSummary {
   lastUpdate: Date;
   endTime: Date | null;
   errorMessage: string | null;
-  phantoms: number;
-  orphans: number;
-  mismatches: number;
+  phantoms: bigint;
+  orphans: bigint;
+  mismatches: bigint;
 }
 
 export const registerJobs: RegisterCommand = (program, io) => {
@@ -77,7 +81,7 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
     }
   });
   if (flags.json) {
-    writeLine(io.stdout, JSON.stringify(jobs, null, 2));
+    writeLine(io.stdout, exactJson(jobs, 2));
     return;
   }
   const head = ['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches'];
@@ -102,8 +106,9 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
 }
 
 function toJobSummary(raw: Record<string, unknown>): JobSummary {
+  // pg returns int8 values (the id and the counts) as text, which BigInt reads exactly.
   return {
-    id: Number(raw['id']),
+    id: BigInt(raw['id'] as string),
     orcaArchiveLocation: String(raw['orca_archive_location']),
     statusId: Number(raw['status_id']),
     status: String(raw['status']),
@@ -111,9 +116,9 @@ function toJobSummary(raw: Record<string, unknown>): JobSummary {
     lastUpdate: raw['last_update'] as Date,
     endTime: (raw['end_time'] as Date | null) ?? null,
     errorMessage: (raw['error_message'] as string | null) ?? null,
-    phantoms: Number(raw['phantoms']),
-    orphans: Number(raw['orphans']),
-    mismatches: Number(raw['mismatches']),
+    phantoms: BigInt(raw['phantoms'] as string),
+    orphans: BigInt(raw['orphans'] as string),
+    mismatches: BigInt(raw['mismatches'] as string),
   };
 }
 

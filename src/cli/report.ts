@@ -10,6 +10,7 @@ import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
+  exactJson,
   flagJobId,
   flagSchema,
   integerFlag,
@@ -162,14 +163,6 @@ function cellText(value: unknown): string {
   return String(value);
 }
 
-// JSON.rawJSON (Node 21+, not yet in TypeScript's lib) writes a bigint as the exact number it is.
-const rawJson = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
-
-/** A row as one line of JSON: int8 values as exact JSON numbers, never rounded through a double. */
-function jsonLine(row: Record<string, unknown>): string {
-  return JSON.stringify(row, (_key, value: unknown) => (typeof value === 'bigint' ? rawJson(String(value)) : value));
-}
-
 // CRLF records as RFC 4180 has them. With an explicit record delimiter csv-stringify stops quoting
 // fields that hold a bare CR or LF unless told to; RFC 4180 wants every line break quoted.
 const CSV_OPTIONS = { record_delimiter: '\r\n', quote_record_delimiter: true } as const;
@@ -188,7 +181,7 @@ function createFormatter(format: ReportFormat, kind: ReportKind): Formatter {
     case 'ndjson':
       return {
         start: () => '',
-        rows: (rows) => rows.map((row) => `${jsonLine(row)}\n`).join(''),
+        rows: (rows) => rows.map((row) => `${exactJson(row)}\n`).join(''),
         end: () => '',
       };
     case 'json': {
@@ -200,7 +193,7 @@ function createFormatter(format: ReportFormat, kind: ReportKind): Formatter {
             .map((row) => {
               const separator = first ? '\n' : ',\n';
               first = false;
-              return separator + jsonLine(row);
+              return separator + exactJson(row);
             })
             .join(''),
         end: (rowCount) => (rowCount === 0 ? ']\n' : '\n]\n'),

@@ -1,11 +1,17 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
-import { memoryIO } from '../helpers/cli-io.js';
+import { OrcaStatus } from '../../src/index.js';
+import { memoryIO, tableRows } from '../helpers/cli-io.js';
+import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
 import { closedLoopbackPort } from '../helpers/network.js';
+import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { insertReportRows, reportRow } from '../helpers/report-rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 /** Flag checks fail before any connection, so these tests need no server. */
 const UNUSED_URL = 'postgres://orca@127.0.0.1:1/orca';
+/** Above 2^53: a JavaScript number would round it to 9007199254740992. */
+const BIG_JOB_ID = '9007199254740993';
 
 async function cli(argv: string[], env: Record<string, string> = {}) {
   const output = memoryIO(env);
@@ -89,5 +95,51 @@ describe('orca-reconcile flag values that hold a URL with credentials', () => {
     expect(result.stderrLines).toHaveLength(1);
     expect(result.stderrLines[0]).toMatch(/^orca-reconcile: create the ORCA tables failed: .*ECONNREFUSED/);
     expect(result.stderr).not.toContain(secret);
+  });
+});
+
+describe('orca-reconcile jobs with an id above 2^53', () => {
+  let t: TestDatabase;
+  let dropSchema: (() => Promise<void>) | undefined;
+  const schema = uniqueSchemaName('orca_cli_flags');
+
+  beforeAll(async () => {
+    // The CLI takes a URL, so only the real server can answer it.
+    if (!usingPostgres) return;
+    t = await openTestDatabase();
+    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
+    await t.query(
+      `INSERT INTO "${schema}".reconcile_job
+         (id, orca_archive_location, status_id, inventory_creation_time, start_time, last_update)
+       VALUES ($1::int8, $2, $3, '2026-01-01T00:00:00Z', '2026-01-01T01:00:00Z', '2026-01-01T01:00:00Z')`,
+      [BIG_JOB_ID, BUCKET, OrcaStatus.Staged],
+    );
+    const orphans = [0, 1].map((index) => ({ ...reportRow('orphan', 1, index), jobId: BigInt(BIG_JOB_ID) }));
+    await insertReportRows(t, schema, 'orphan', orphans);
+  });
+  afterAll(async () => {
+    await dropSchema?.();
+    await t?.close();
+  });
+
+  const jobs = (...args: string[]) => cli(['jobs', '--database-url', process.env.DATABASE_URL!, '--schema', schema, ...args]);
+
+  it.runIf(usingPostgres)('--json writes the id as the exact JSON number', async () => {
+    const result = await jobs('--json');
+
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(result.stdout).toMatch(new RegExp(`"id": ${BIG_JOB_ID},`));
+    const parsed = JSON.parse(result.stdout, (key, value: unknown, context?: { source?: string }) =>
+      key === 'id' ? context!.source : value,
+    ) as { id: string; orphans: number }[];
+    expect(parsed.map((job) => [job.id, job.orphans])).toEqual([[BIG_JOB_ID, 2]]);
+  });
+
+  it.runIf(usingPostgres)('the table shows the exact id', async () => {
+    const result = await jobs();
+
+    expect(result.code).toBe(0);
+    const [, row] = tableRows(result.stdout);
+    expect(row?.[0]).toBe(BIG_JOB_ID);
   });
 });
