@@ -259,14 +259,14 @@ class Sink {
 }
 
 /** Rows written so far on stderr, at most once a second (four times a second on a terminal). */
-function progressReporter(stderr: NodeJS.WritableStream, file: string, now: () => number = Date.now) {
+function progressReporter(stderr: NodeJS.WritableStream, file: string) {
   const terminal = isTerminal(stderr);
   const interval = terminal ? 250 : 1000;
-  let last = now();
+  let last = Date.now();
   return {
     update(rows: number): void {
-      if (now() - last < interval) return;
-      last = now();
+      if (Date.now() - last < interval) return;
+      last = Date.now();
       stderr.write(terminal ? `\r${rows} rows written so far` : `${rows} rows written so far\n`);
     },
     done(rows: number): void {
