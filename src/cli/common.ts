@@ -1,6 +1,6 @@
 import pg from 'pg';
 import Table from 'cli-table3';
-import { type Command, CommanderError, InvalidArgumentError } from 'commander';
+import { type Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DatabaseError, InvalidInputError } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
 import { validateArchiveLocation } from '../validation.js';
@@ -98,6 +98,9 @@ function passwordOf(url: string): string {
 export interface DatabaseFlags {
   databaseUrl?: string;
 }
+
+/** `--database-url`, the flag {@link withDatabase} reads. */
+export const databaseUrlOption = (): Option => new Option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)');
 
 /**
  * Runs `work` on a pool of one connection to the command's database, and ends the pool whatever

@@ -4,6 +4,7 @@ import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
+  databaseUrlOption,
   exactJson,
   flagLocation,
   flagSchema,
@@ -50,7 +51,7 @@ export const registerJobs: RegisterCommand = (program, io) => {
     .command('jobs')
     .summary('List recent jobs with their status and report counts.')
     .description('List recent reconciliation jobs, newest first, with their status and the rows in each report.')
-    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
+    .addOption(databaseUrlOption())
     .option('--location <bucket>', 'only jobs of this ORCA archive bucket', flagLocation)
     .option('--limit <n>', `at most N jobs (1 to ${MAX_LIMIT})`, integerFlag('--limit', 1, MAX_LIMIT), DEFAULT_LIMIT)
     .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')

@@ -10,6 +10,7 @@ import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
+  databaseUrlOption,
   exactJson,
   flagJobId,
   flagSchema,
@@ -42,7 +43,7 @@ export const registerReport: RegisterCommand = (program, io) => {
     .description(
       "Stream one report of a reconciliation job (phantom, orphan or mismatch) in primary-key order, through a server-side cursor: memory stays flat whatever the report's size.",
     )
-    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
+    .addOption(databaseUrlOption())
     .requiredOption('--job-id <id>', 'reconcile_job id', flagJobId)
     .addOption(new Option('--kind <kind>', 'report to read').choices(REPORT_KINDS).makeOptionMandatory())
     .addOption(

@@ -5,6 +5,7 @@ import { type Logger, silentLogger } from '../types.js';
 import {
   type CliIO,
   type RegisterCommand,
+  databaseUrlOption,
   flagJobId,
   flagLocation,
   flagSchema,
@@ -40,7 +41,7 @@ export const registerRun: RegisterCommand = (program, io) => {
         '--receipt-handle are given (without them nothing is deleted: a manual re-run). A finished job is ' +
         'not run again; its stored counts are printed.',
     )
-    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
+    .addOption(databaseUrlOption())
     .requiredOption('--job-id <id>', 'id of the reconcile_job to run', flagJobId)
     .requiredOption('--location <bucket>', 'archive bucket the job belongs to', flagLocation)
     .option('--queue-url <url>', 'queue the job message came from (needs --receipt-handle)')

@@ -2,7 +2,7 @@ import { type Queryable, withTransaction } from '../database.js';
 import { createOrcaTables, inventoryTableName, partitionBoundsSql, validatePartitionBucket } from '../sql/ddl.js';
 import { DatabaseError, OrcaReconcileError } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
-import { type RegisterCommand, flagSchema, libraryCheck, withDatabase, writeLine } from './common.js';
+import { type RegisterCommand, databaseUrlOption, flagSchema, libraryCheck, withDatabase, writeLine } from './common.js';
 
 interface SchemaFlags {
   databaseUrl?: string;
@@ -32,7 +32,7 @@ export const registerSchema: RegisterCommand = (program, io) => {
         'per --bucket. Safe to run again: only what is missing is added. For development and test ' +
         'databases: production ORCA creates these tables itself.',
     )
-    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
+    .addOption(databaseUrlOption())
     .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', flagSchema, 'orca')
     .option('--bucket <name>', 'archive bucket that gets an inventory partition (repeatable)', collectBucket)
     .addHelpText(
