@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runCli } from './main.js';
+import { errorMessage, runCli } from './main.js';
 
 // Output piped into a reader that stops early (`| head`): end quietly, as other tools do.
 for (const stream of [process.stdout, process.stderr]) {
@@ -9,12 +9,13 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
+const argv = process.argv.slice(2);
+runCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`orca-reconcile: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`orca-reconcile: ${errorMessage(error, argv, process.env)}\n`);
     process.exitCode = 1;
   },
 );

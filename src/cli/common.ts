@@ -1,9 +1,9 @@
 import pg from 'pg';
 import Table from 'cli-table3';
-import type { Command } from 'commander';
-import { DatabaseError, InvalidInputError, messageOf } from '../errors.js';
+import { type Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DatabaseError, InvalidInputError } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
-import { validateArchiveLocation, validateJobId } from '../validation.js';
+import { validateArchiveLocation } from '../validation.js';
 
 /** Where a command writes, and what it reads from the environment. Tests pass their own. */
 export interface CliIO {
@@ -15,102 +15,148 @@ export interface CliIO {
 /** What every command module offers the program. */
 export type RegisterCommand = (program: Command, io: CliIO) => void;
 
-/** A flag value that failed its check; the message names the flag. */
-export class FlagError extends InvalidInputError {}
-
-export function flagJobId(value: string, flag = '--job-id'): number {
-  const number = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
-  try {
-    return validateJobId(number, flag);
-  } catch {
-    throw new FlagError(flag, `${flag} must be a positive integer, got "${value.slice(0, 40)}"`);
-  }
-}
-
-export function flagLocation(value: string, flag = '--location'): string {
-  try {
-    return validateArchiveLocation(value, flag);
-  } catch (error) {
-    throw new FlagError(flag, messageOf(error));
-  }
-}
-
-export function flagSchema(value: string, flag = '--schema'): string {
-  try {
-    quoteSchema(value, flag);
-    return value;
-  } catch (error) {
-    throw new FlagError(flag, messageOf(error));
-  }
-}
-
-export function flagPositiveInteger(value: string, flag: string, max = Number.MAX_SAFE_INTEGER): number {
-  const number = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(number) || number < 1 || number > max) {
-    throw new FlagError(flag, `${flag} must be an integer between 1 and ${max}, got "${value.slice(0, 40)}"`);
-  }
-  return number;
-}
-
-export function flagChoice<T extends string>(value: string, flag: string, choices: readonly T[]): T {
-  if (!(choices as readonly string[]).includes(value)) {
-    throw new FlagError(flag, `${flag} must be one of ${choices.join(', ')}, got "${value.slice(0, 40)}"`);
-  }
-  return value as T;
-}
+/** Exit codes: 0 success, 1 the work failed, 2 the command line was wrong. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 /**
- * Checks a database URL without ever repeating it: the password it may hold must not reach the
- * terminal or a log.
+ * A command line that is wrong in a way no single flag's parser can see: a flag that needs
+ * another, or no database URL. It ends the run as commander's own usage errors do.
  */
-export function flagDatabaseUrl(value: string | undefined, flag = '--database-url'): string {
-  if (value === undefined || value === '') throw new FlagError(flag, `${flag} is required (or set DATABASE_URL)`);
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new FlagError(flag, `${flag} is not a valid URL (expected postgres://user:password@host:port/database)`);
+export function usageError(message: string): CommanderError {
+  return new CommanderError(EXIT.usage, 'orca-reconcile.usage', message);
+}
+
+// The argument parsers below throw commander's InvalidArgumentError, which commander reports as
+// `option '--flag <value>' argument '…' is invalid. <reason>`. Each reason names its flag.
+
+const digitsOnly = (value: string): number => (/^[0-9]+$/.test(value) ? Number(value) : Number.NaN);
+
+export function flagJobId(value: string): number {
+  const id = digitsOnly(value);
+  if (!Number.isSafeInteger(id) || id < 1) {
+    throw new InvalidArgumentError(`--job-id must be a positive integer no greater than ${Number.MAX_SAFE_INTEGER}`);
   }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new FlagError(flag, `${flag} must start with postgres:// or postgresql://`);
-  }
+  return id;
+}
+
+/** A parser of whole numbers from `min` to `max` for `flag`. */
+export function integerFlag(flag: string, min: number, max: number): (value: string) => number {
+  return (value) => {
+    const number = digitsOnly(value);
+    if (!(number >= min && number <= max)) throw new InvalidArgumentError(`${flag} must be an integer between ${min} and ${max}`);
+    return number;
+  };
+}
+
+/** A parser made of one of the library's checks: its InvalidInputError becomes an InvalidArgumentError. */
+export function libraryCheck<T>(check: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return check(value);
+    } catch (error) {
+      if (error instanceof InvalidInputError) throw new InvalidArgumentError(error.message);
+      throw error;
+    }
+  };
+}
+
+export const flagLocation = libraryCheck((value) => validateArchiveLocation(value, '--location'));
+
+export const flagSchema = libraryCheck((value) => {
+  quoteSchema(value, '--schema');
   return value;
-}
+});
 
-/** Removes the URL's password from a message, whatever produced it. */
-export function redact(message: string, databaseUrl: string | undefined): string {
-  if (!databaseUrl) return message;
-  let password: string;
-  try {
-    password = decodeURIComponent(new URL(databaseUrl).password);
-  } catch {
-    return message.split(databaseUrl).join('<database url>');
+// The user information of a URL: from `scheme://` to the last `@` before white space.
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)\S*@/gi;
+
+/**
+ * A message as the one line the CLI prints on stderr: each of `databaseUrls` and its password
+ * removed, the user information of any other URL (`scheme://user:password@host`) masked, line
+ * breaks folded and control characters escaped. Usage errors repeat the flag's value, and a
+ * database URL pasted into the wrong flag must not show its password.
+ */
+export function errorLine(message: string, databaseUrls: readonly string[] = []): string {
+  let text = message;
+  for (const url of databaseUrls) {
+    text = text.split(url).join('<database url>');
+    const password = passwordOf(url);
+    if (password) text = text.split(password).join('***');
   }
-  let text = message.split(databaseUrl).join('<database url>');
-  if (password) text = text.split(password).join('***');
-  return text;
+  return printable(text.replace(URL_CREDENTIALS, '$1***@').replace(/\s*\n\s*/g, ' ').trim());
 }
 
-/** A pool of one connection for a command's run; the caller ends it. */
-export function openPool(databaseUrl: string): pg.Pool {
+function passwordOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
+}
+
+/** The flags of a command that connects: `--database-url`, or `DATABASE_URL` when it is absent. */
+export interface DatabaseFlags {
+  databaseUrl?: string;
+}
+
+/** `--database-url`, the flag {@link withDatabase} reads. */
+export const databaseUrlOption = (): Option => new Option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)');
+
+/**
+ * Runs `work` on a pool of one connection to the command's database, and ends the pool whatever
+ * happens. The URL is `--database-url` or, when the flag is absent, `DATABASE_URL`; a missing or
+ * malformed one is a usage error naming which. One connection is made up front, so an unreachable
+ * or refusing server is reported as such before any work starts: as
+ * `connect to the database of <source> failed: …`, or with `connectAction` in place of
+ * `connect to the database of <source>`.
+ */
+export async function withDatabase<T>(
+  flags: DatabaseFlags,
+  io: CliIO,
+  work: (pool: pg.Pool) => Promise<T>,
+  connectAction?: string,
+): Promise<T> {
+  const { databaseUrl, source } = databaseUrlOf(flags, io);
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1, connectionTimeoutMillis: 10_000 });
   pool.on('error', () => undefined);
-  return pool;
+  try {
+    try {
+      (await pool.connect()).release();
+    } catch (error) {
+      throw new DatabaseError(connectAction ?? `connect to the database of ${source}`, error);
+    }
+    return await work(pool);
+  } finally {
+    await pool.end();
+  }
 }
 
 /**
- * {@link openPool}, then one connection made up front, so an unreachable or refusing server is
- * reported as such, naming where the URL came from (`--database-url` or `DATABASE_URL`).
+ * The database URL and where it came from, checked without ever repeating it: the password it
+ * may hold must not reach the terminal or a log.
  */
-export async function connectPool(databaseUrl: string, source: string): Promise<pg.Pool> {
-  const pool = openPool(databaseUrl);
+function databaseUrlOf(flags: DatabaseFlags, io: CliIO): { databaseUrl: string; source: string } {
+  const source = flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url';
+  const databaseUrl = flags.databaseUrl ?? io.env['DATABASE_URL'];
+  if (databaseUrl === undefined || databaseUrl === '') throw usageError('--database-url is required (or set DATABASE_URL)');
+  let url: URL;
   try {
-    (await pool.connect()).release();
-  } catch (error) {
-    await pool.end();
-    throw new DatabaseError(`connect to the database of ${source}`, error);
+    url = new URL(databaseUrl);
+  } catch {
+    throw usageError(`${source} is not a valid URL (expected postgres://user:password@host:port/database)`);
   }
-  return pool;
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw usageError(`${source} must start with postgres:// or postgresql://`);
+  }
+  return { databaseUrl, source };
+}
+
+// JSON.rawJSON (Node 21+, not yet in TypeScript's lib) writes a bigint as the exact number it is.
+const rawJson = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+
+/** `value` as JSON with bigint values (int8 columns) as exact JSON numbers, never rounded through a double. */
+export function exactJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? rawJson(String(item)) : item), indent);
 }
 
 export function writeLine(stream: NodeJS.WritableStream, line: string): void {

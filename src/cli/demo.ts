@@ -7,7 +7,7 @@ import { mismatchTypeCountsSql, reportCountColumns } from '../sql/reports.js';
 import { quoteSchema } from '../sql/schema.js';
 import { ConfigurationError } from '../errors.js';
 import { type ReportKind, type ReportRows, readReportPage, task } from '../index.js';
-import { type CliIO, type RegisterCommand, FlagError, flagPositiveInteger, writeLine } from './common.js';
+import { type CliIO, type RegisterCommand, integerFlag, writeLine } from './common.js';
 import {
   FILES_PER_GRANULE,
   MAX_FILES,
@@ -73,13 +73,7 @@ export const registerDemo: RegisterCommand = (program, io) => {
     .option(
       '--files <n>',
       `catalog files in the sample archive (${MIN_FILES} to ${MAX_FILES})`,
-      (value: string) => {
-        const files = flagPositiveInteger(value, '--files', MAX_FILES);
-        if (files < MIN_FILES) {
-          throw new FlagError('--files', `--files must be an integer between ${MIN_FILES} and ${MAX_FILES}, got "${value}"`);
-        }
-        return files;
-      },
+      integerFlag('--files', MIN_FILES, MAX_FILES),
       3000,
     )
     .addHelpText(

@@ -4,13 +4,14 @@ import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
-  flagDatabaseUrl,
+  databaseUrlOption,
+  exactJson,
   flagLocation,
-  flagPositiveInteger,
   flagSchema,
+  integerFlag,
   printable,
-  connectPool,
   renderTable,
+  withDatabase,
   writeLine,
 } from './common.js';
 
@@ -27,9 +28,12 @@ interface JobsFlags {
   json?: boolean;
 }
 
-/** A reconcile_job row with its status name and the number of rows in each of its reports. */
-export interface JobSummary {
-  id: number;
+/**
+ * A reconcile_job row with its status name and the number of rows in each of its reports. int8
+ * columns are bigint: a bigserial id can pass 2^53, where a number would round it.
+ */
+interface JobSummary {
+  id: bigint;
   orcaArchiveLocation: string;
   statusId: number;
   status: string;
@@ -37,9 +41,9 @@ export interface JobSummary {
   lastUpdate: Date;
   endTime: Date | null;
   errorMessage: string | null;
-  phantoms: number;
-  orphans: number;
-  mismatches: number;
+  phantoms: bigint;
+  orphans: bigint;
+  mismatches: bigint;
 }
 
 export const registerJobs: RegisterCommand = (program, io) => {
@@ -47,15 +51,10 @@ export const registerJobs: RegisterCommand = (program, io) => {
     .command('jobs')
     .summary('List recent jobs with their status and report counts.')
     .description('List recent reconciliation jobs, newest first, with their status and the rows in each report.')
-    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
-    .option('--location <bucket>', 'only jobs of this ORCA archive bucket', (value) => flagLocation(value))
-    .option(
-      '--limit <n>',
-      `at most N jobs (1 to ${MAX_LIMIT})`,
-      (value) => flagPositiveInteger(value, '--limit', MAX_LIMIT),
-      DEFAULT_LIMIT,
-    )
-    .option('--schema <schema>', 'ORCA schema', (value) => flagSchema(value), 'orca')
+    .addOption(databaseUrlOption())
+    .option('--location <bucket>', 'only jobs of this ORCA archive bucket', flagLocation)
+    .option('--limit <n>', `at most N jobs (1 to ${MAX_LIMIT})`, integerFlag('--limit', 1, MAX_LIMIT), DEFAULT_LIMIT)
+    .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
     .option('--json', 'print a JSON array (full error messages, camelCase keys) instead of a table')
     .addHelpText(
       'after',
@@ -74,19 +73,16 @@ Examples:
 };
 
 async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
-  const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
-  const pool = await connectPool(databaseUrl, flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url');
-  let jobs: JobSummary[];
-  try {
-    const { rows } = await pool.query(recentJobsSql(quoteSchema(flags.schema)), [flags.location ?? null, flags.limit]);
-    jobs = rows.map(toJobSummary);
-  } catch (error) {
-    throw new DatabaseError('list jobs', error);
-  } finally {
-    await pool.end();
-  }
+  const jobs = await withDatabase(flags, io, async (pool) => {
+    try {
+      const { rows } = await pool.query(recentJobsSql(quoteSchema(flags.schema)), [flags.location ?? null, flags.limit]);
+      return rows.map(toJobSummary);
+    } catch (error) {
+      throw new DatabaseError('list jobs', error);
+    }
+  });
   if (flags.json) {
-    writeLine(io.stdout, JSON.stringify(jobs, null, 2));
+    writeLine(io.stdout, exactJson(jobs, 2));
     return;
   }
   const head = ['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches'];
@@ -111,8 +107,9 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
 }
 
 function toJobSummary(raw: Record<string, unknown>): JobSummary {
+  // pg returns int8 values (the id and the counts) as text, which BigInt reads exactly.
   return {
-    id: Number(raw['id']),
+    id: BigInt(raw['id'] as string),
     orcaArchiveLocation: String(raw['orca_archive_location']),
     statusId: Number(raw['status_id']),
     status: String(raw['status']),
@@ -120,9 +117,9 @@ function toJobSummary(raw: Record<string, unknown>): JobSummary {
     lastUpdate: raw['last_update'] as Date,
     endTime: (raw['end_time'] as Date | null) ?? null,
     errorMessage: (raw['error_message'] as string | null) ?? null,
-    phantoms: Number(raw['phantoms']),
-    orphans: Number(raw['orphans']),
-    mismatches: Number(raw['mismatches']),
+    phantoms: BigInt(raw['phantoms'] as string),
+    orphans: BigInt(raw['orphans'] as string),
+    mismatches: BigInt(raw['mismatches'] as string),
   };
 }
 

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
+import { Option } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { DatabaseError, JobNotFoundError, messageOf } from '../errors.js';
 import { REPORT_KINDS, type ReportKind, readReport, reportColumns } from '../read-report.js';
@@ -9,17 +10,17 @@ import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
-  flagChoice,
-  flagDatabaseUrl,
+  databaseUrlOption,
+  exactJson,
   flagJobId,
-  flagPositiveInteger,
   flagSchema,
-  connectPool,
+  integerFlag,
   renderTable,
+  withDatabase,
 } from './common.js';
 
-export const REPORT_FORMATS = ['table', 'csv', 'json', 'ndjson'] as const;
-export type ReportFormat = (typeof REPORT_FORMATS)[number];
+const REPORT_FORMATS = ['table', 'csv', 'json', 'ndjson'] as const;
+type ReportFormat = (typeof REPORT_FORMATS)[number];
 
 const DEFAULT_BATCH_SIZE = 1000;
 /** readReport's own bound on rows per FETCH. */
@@ -42,22 +43,20 @@ export const registerReport: RegisterCommand = (program, io) => {
     .description(
       "Stream one report of a reconciliation job (phantom, orphan or mismatch) in primary-key order, through a server-side cursor: memory stays flat whatever the report's size.",
     )
-    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
-    .requiredOption('--job-id <id>', 'reconcile_job id', (value) => flagJobId(value))
-    .requiredOption('--kind <kind>', `report to read: ${REPORT_KINDS.join(', ')}`, (value) =>
-      flagChoice(value, '--kind', REPORT_KINDS),
-    )
-    .option(
-      '--format <format>',
-      `${REPORT_FORMATS.join(', ')} (default: table on a terminal, csv when piped or with --out)`,
-      (value) => flagChoice(value, '--format', REPORT_FORMATS),
+    .addOption(databaseUrlOption())
+    .requiredOption('--job-id <id>', 'reconcile_job id', flagJobId)
+    .addOption(new Option('--kind <kind>', 'report to read').choices(REPORT_KINDS).makeOptionMandatory())
+    .addOption(
+      new Option('--format <format>', 'output format (default: table on a terminal, csv when piped or with --out)').choices(
+        REPORT_FORMATS,
+      ),
     )
     .option('--out <file>', 'write to FILE (created or truncated) instead of stdout, with progress on stderr')
-    .option('--schema <schema>', 'ORCA schema', (value) => flagSchema(value), 'orca')
+    .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
     .option(
       '--batch-size <n>',
       `rows fetched from the server at a time, and rows per table block (1 to ${MAX_BATCH_SIZE})`,
-      (value) => flagPositiveInteger(value, '--batch-size', MAX_BATCH_SIZE),
+      integerFlag('--batch-size', 1, MAX_BATCH_SIZE),
       DEFAULT_BATCH_SIZE,
     )
     .addHelpText(
@@ -81,14 +80,12 @@ Examples:
   $ DATABASE_URL=postgres://orca@db:5432/orca orca-reconcile report --job-id 42 --kind phantom --format ndjson | jq .keyPath`,
     )
     .action(async (flags: ReportFlags) => {
-      await exportReport(flags, io);
+      await withDatabase(flags, io, (pool) => exportReport(pool, flags, io));
     });
 };
 
-async function exportReport(flags: ReportFlags, io: CliIO): Promise<void> {
-  const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
+async function exportReport(pool: Database, flags: ReportFlags, io: CliIO): Promise<void> {
   const format = flags.format ?? (flags.out === undefined && isTerminal(io.stdout) ? 'table' : 'csv');
-  const pool = await connectPool(databaseUrl, flags.databaseUrl === undefined ? 'DATABASE_URL' : '--database-url');
   let file: ReturnType<typeof createWriteStream> | undefined;
   try {
     await checkJobExists(pool, flags.schema, flags.jobId);
@@ -124,7 +121,6 @@ async function exportReport(flags: ReportFlags, io: CliIO): Promise<void> {
     progress?.done(rows);
   } finally {
     file?.destroy();
-    await pool.end();
   }
 }
 
@@ -168,14 +164,6 @@ function cellText(value: unknown): string {
   return String(value);
 }
 
-// JSON.rawJSON (Node 21+, not yet in TypeScript's lib) writes a bigint as the exact number it is.
-const rawJson = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
-
-/** A row as one line of JSON: int8 values as exact JSON numbers, never rounded through a double. */
-function jsonLine(row: Record<string, unknown>): string {
-  return JSON.stringify(row, (_key, value: unknown) => (typeof value === 'bigint' ? rawJson(String(value)) : value));
-}
-
 // CRLF records as RFC 4180 has them. With an explicit record delimiter csv-stringify stops quoting
 // fields that hold a bare CR or LF unless told to; RFC 4180 wants every line break quoted.
 const CSV_OPTIONS = { record_delimiter: '\r\n', quote_record_delimiter: true } as const;
@@ -194,7 +182,7 @@ function createFormatter(format: ReportFormat, kind: ReportKind): Formatter {
     case 'ndjson':
       return {
         start: () => '',
-        rows: (rows) => rows.map((row) => `${jsonLine(row)}\n`).join(''),
+        rows: (rows) => rows.map((row) => `${exactJson(row)}\n`).join(''),
         end: () => '',
       };
     case 'json': {
@@ -206,7 +194,7 @@ function createFormatter(format: ReportFormat, kind: ReportKind): Formatter {
             .map((row) => {
               const separator = first ? '\n' : ',\n';
               first = false;
-              return separator + jsonLine(row);
+              return separator + exactJson(row);
             })
             .join(''),
         end: (rowCount) => (rowCount === 0 ? ']\n' : '\n]\n'),
@@ -272,14 +260,14 @@ class Sink {
 }
 
 /** Rows written so far on stderr, at most once a second (four times a second on a terminal). */
-function progressReporter(stderr: NodeJS.WritableStream, file: string, now: () => number = Date.now) {
+function progressReporter(stderr: NodeJS.WritableStream, file: string) {
   const terminal = isTerminal(stderr);
   const interval = terminal ? 250 : 1000;
-  let last = now();
+  let last = Date.now();
   return {
     update(rows: number): void {
-      if (now() - last < interval) return;
-      last = now();
+      if (Date.now() - last < interval) return;
+      last = Date.now();
       stderr.write(terminal ? `\r${rows} rows written so far` : `${rows} rows written so far\n`);
     },
     done(rows: number): void {

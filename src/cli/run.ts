@@ -1,16 +1,16 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { DatabaseError } from '../errors.js';
+import { InvalidArgumentError } from 'commander';
 import { type TaskInput, type TaskOutput, task } from '../index.js';
 import { type Logger, silentLogger } from '../types.js';
 import {
   type CliIO,
   type RegisterCommand,
-  FlagError,
-  flagDatabaseUrl,
+  databaseUrlOption,
   flagJobId,
   flagLocation,
   flagSchema,
-  openPool,
+  usageError,
+  withDatabase,
   writeLine,
 } from './common.js';
 
@@ -41,14 +41,14 @@ export const registerRun: RegisterCommand = (program, io) => {
         '--receipt-handle are given (without them nothing is deleted: a manual re-run). A finished job is ' +
         'not run again; its stored counts are printed.',
     )
-    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
-    .requiredOption('--job-id <id>', 'id of the reconcile_job to run', (value: string) => flagJobId(value))
-    .requiredOption('--location <bucket>', 'archive bucket the job belongs to', (value: string) => flagLocation(value))
+    .addOption(databaseUrlOption())
+    .requiredOption('--job-id <id>', 'id of the reconcile_job to run', flagJobId)
+    .requiredOption('--location <bucket>', 'archive bucket the job belongs to', flagLocation)
     .option('--queue-url <url>', 'queue the job message came from (needs --receipt-handle)')
     .option('--receipt-handle <handle>', 'receipt handle of the job message (needs --queue-url)')
     .option('--region <region>', 'AWS region of the queue (default: $AWS_REGION)')
-    .option('--sqs-endpoint <url>', 'SQS endpoint to use instead of AWS, such as a local emulator')
-    .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', (value: string) => flagSchema(value), 'orca')
+    .option('--sqs-endpoint <url>', 'SQS endpoint to use instead of AWS, such as a local emulator', flagEndpoint)
+    .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', flagSchema, 'orca')
     .option('--json', 'print the result as JSON: {"jobId":…,"phantoms":…,"orphans":…,"mismatches":…}')
     .option('--verbose', "print the library's log lines (JSON fields) on stderr")
     .addHelpText(
@@ -62,7 +62,6 @@ export const registerRun: RegisterCommand = (program, io) => {
         '      --receipt-handle AQEB... --json',
     )
     .action(async (flags: RunFlags) => {
-      const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
       const message = queueFlags(flags, io);
       const logger = flags.verbose ? stderrLogger(io) : silentLogger;
       const input: TaskInput = {
@@ -70,21 +69,22 @@ export const registerRun: RegisterCommand = (program, io) => {
         orcaArchiveLocation: flags.location,
         ...(message ? { queueUrl: message.queueUrl, messageReceiptHandle: message.receiptHandle } : {}),
       };
-      const pool = openPool(databaseUrl);
-      let sqs: SQSClient | undefined;
-      try {
-        // One attempt to connect first: an unreachable server is reported at once instead of after
-        // the retries and the attempt to mark the job failed, which could not reach it either.
-        await pool.query('SELECT 1').catch((error: unknown) => {
-          throw new DatabaseError('connect to the database', error);
-        });
-        if (message) sqs = await createSqsClient(message);
-        const output = await task(input, { database: pool, sqs, logger, schema: flags.schema });
-        writeLine(io.stdout, flags.json ? JSON.stringify(output) : summary(output, message !== undefined));
-      } finally {
-        sqs?.destroy();
-        await pool.end();
-      }
+      // Connecting first reports an unreachable server at once, instead of after the retries and
+      // the attempt to mark the job failed, which could not reach it either.
+      const output = await withDatabase(
+        flags,
+        io,
+        async (pool) => {
+          const sqs = message ? await createSqsClient(message) : undefined;
+          try {
+            return await task(input, { database: pool, sqs, logger, schema: flags.schema });
+          } finally {
+            sqs?.destroy();
+          }
+        },
+        'connect to the database',
+      );
+      writeLine(io.stdout, flags.json ? JSON.stringify(output) : summary(output, message !== undefined));
     });
 };
 
@@ -99,16 +99,13 @@ interface QueueFlags {
 /** The message to delete, when the flags name one; each missing piece is a usage error naming its flag. */
 function queueFlags(flags: RunFlags, io: CliIO): QueueFlags | undefined {
   if (flags.queueUrl === undefined && flags.receiptHandle === undefined) {
-    if (flags.sqsEndpoint !== undefined) throw new FlagError('--queue-url', '--sqs-endpoint needs --queue-url and --receipt-handle');
+    if (flags.sqsEndpoint !== undefined) throw usageError('--sqs-endpoint needs --queue-url and --receipt-handle');
     return undefined;
   }
-  if (flags.queueUrl === undefined) throw new FlagError('--queue-url', '--queue-url is required with --receipt-handle');
-  if (flags.receiptHandle === undefined) {
-    throw new FlagError('--receipt-handle', '--receipt-handle is required with --queue-url');
-  }
+  if (flags.queueUrl === undefined) throw usageError('--queue-url is required with --receipt-handle');
+  if (flags.receiptHandle === undefined) throw usageError('--receipt-handle is required with --queue-url');
   const region = flags.region ?? io.env['AWS_REGION'];
-  if (!region) throw new FlagError('--region', '--region is required with --queue-url (or set AWS_REGION)');
-  if (flags.sqsEndpoint !== undefined) checkEndpoint(flags.sqsEndpoint);
+  if (!region) throw usageError('--region is required with --queue-url (or set AWS_REGION)');
   const accessKeyId = io.env['AWS_ACCESS_KEY_ID'];
   const secretAccessKey = io.env['AWS_SECRET_ACCESS_KEY'];
   const sessionToken = io.env['AWS_SESSION_TOKEN'];
@@ -126,16 +123,12 @@ function queueFlags(flags: RunFlags, io: CliIO): QueueFlags | undefined {
   };
 }
 
-function checkEndpoint(value: string): void {
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    url = undefined;
+function flagEndpoint(value: string): string {
+  const protocol = URL.canParse(value) ? new URL(value).protocol : undefined;
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw new InvalidArgumentError('--sqs-endpoint must be an http:// or https:// URL');
   }
-  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
-    throw new FlagError('--sqs-endpoint', `--sqs-endpoint must be an http:// or https:// URL, got "${value.slice(0, 80)}"`);
-  }
+  return value;
 }
 
 async function createSqsClient(queue: QueueFlags): Promise<SQSClient> {
@@ -151,7 +144,7 @@ async function createSqsClient(queue: QueueFlags): Promise<SQSClient> {
 const count = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 
 /** `job 42 success: 3 phantoms, 0 orphans, 1 mismatch`, and whether the message was deleted. */
-export function summary(output: TaskOutput, messageDeleted: boolean): string {
+function summary(output: TaskOutput, messageDeleted: boolean): string {
   const counts = [
     count(output.phantoms, 'phantom', 'phantoms'),
     count(output.orphans, 'orphan', 'orphans'),

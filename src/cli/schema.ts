@@ -1,8 +1,8 @@
 import { type Queryable, withTransaction } from '../database.js';
 import { createOrcaTables, inventoryTableName, partitionBoundsSql, validatePartitionBucket } from '../sql/ddl.js';
-import { DatabaseError, OrcaReconcileError, messageOf } from '../errors.js';
+import { DatabaseError, OrcaReconcileError } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
-import { type RegisterCommand, FlagError, flagDatabaseUrl, flagSchema, openPool, writeLine } from './common.js';
+import { type RegisterCommand, databaseUrlOption, flagSchema, libraryCheck, withDatabase, writeLine } from './common.js';
 
 interface SchemaFlags {
   databaseUrl?: string;
@@ -10,14 +10,11 @@ interface SchemaFlags {
   bucket?: string[];
 }
 
+const flagBucket = libraryCheck((value) => validatePartitionBucket(value, '--bucket'));
+
 /** Repeatable `--bucket`: each value is checked as it is read, so a bad one stops the command before it connects. */
 function collectBucket(value: string, previous: string[] | undefined): string[] {
-  let bucket: string;
-  try {
-    bucket = validatePartitionBucket(value, '--bucket');
-  } catch (error) {
-    throw new FlagError('--bucket', messageOf(error));
-  }
+  const bucket = flagBucket(value);
   return previous?.includes(bucket) ? previous : [...(previous ?? []), bucket];
 }
 
@@ -35,8 +32,8 @@ export const registerSchema: RegisterCommand = (program, io) => {
         'per --bucket. Safe to run again: only what is missing is added. For development and test ' +
         'databases: production ORCA creates these tables itself.',
     )
-    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
-    .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', (value: string) => flagSchema(value), 'orca')
+    .addOption(databaseUrlOption())
+    .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', flagSchema, 'orca')
     .option('--bucket <name>', 'archive bucket that gets an inventory partition (repeatable)', collectBucket)
     .addHelpText(
       'after',
@@ -46,27 +43,24 @@ export const registerSchema: RegisterCommand = (program, io) => {
         '  schema "orca" ready; inventory partitions: prefix-orca-primary, prefix-orca-secondary',
     )
     .action(async (flags: SchemaFlags) => {
-      const databaseUrl = flagDatabaseUrl(flags.databaseUrl ?? io.env['DATABASE_URL']);
-      const pool = openPool(databaseUrl);
-      try {
-        const partitions = await withTransaction(pool, async (tx) => {
-          await createOrcaTables(tx, flags.schema, flags.bucket ?? []);
-          return listPartitionBuckets(tx, flags.schema);
-        }).catch((error: unknown) => {
-          throw error instanceof OrcaReconcileError ? error : new DatabaseError('create the ORCA tables', error);
-        });
-        writeLine(
-          io.stdout,
-          `schema "${flags.schema}" ready; inventory partitions: ${partitions.length ? partitions.join(', ') : 'none'}`,
-        );
-      } finally {
-        await pool.end();
-      }
+      const partitions = await withDatabase(
+        flags,
+        io,
+        (pool) =>
+          withTransaction(pool, async (tx) => {
+            await createOrcaTables(tx, flags.schema, flags.bucket ?? []);
+            return listPartitionBuckets(tx, flags.schema);
+          }).catch((error: unknown) => {
+            throw error instanceof OrcaReconcileError ? error : new DatabaseError('create the ORCA tables', error);
+          }),
+        'create the ORCA tables',
+      );
+      writeLine(io.stdout, `schema "${flags.schema}" ready; inventory partitions: ${partitions.length ? partitions.join(', ') : 'none'}`);
     });
 };
 
 /** The buckets that have an inventory partition in `schema`, whoever created them, sorted. */
-export async function listPartitionBuckets(db: Queryable, schema: string): Promise<string[]> {
+async function listPartitionBuckets(db: Queryable, schema: string): Promise<string[]> {
   const { rows } = await db.query(partitionBoundsSql, [inventoryTableName(quoteSchema(schema))]);
   const buckets = (rows as { bound: string | null }[]).flatMap(({ bound }) =>
     // "FOR VALUES IN ('a', 'b')": bucket names hold no quote, but undouble them all the same.

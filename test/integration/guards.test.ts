@@ -297,7 +297,6 @@ describe('the checks a run makes before it writes', () => {
         const queue = sqs.createQueue({ fifo: true });
         const message = await queue.sendAndReceiveJob({ jobId: older, orcaArchiveLocation: BUCKET });
         const gate = await holdAdvisoryLock(reportGateKey(older));
-        let newer = 0;
         try {
           const run = track(
             task(
@@ -308,7 +307,7 @@ describe('the checks a run makes before it writes', () => {
           await waitForLockWaiters(t, reportGateKey(older), 1);
 
           // Act: the loader makes the next job of the bucket meanwhile.
-          newer = await insertJob(t, schema, BUCKET, OrcaStatus.GettingS3List);
+          const newer = await insertJob(t, schema, BUCKET, OrcaStatus.GettingS3List);
           await gate.release();
           const error = await run.promise;
 

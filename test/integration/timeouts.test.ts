@@ -13,7 +13,6 @@ import {
   reportGateKey,
   spreadJobIds,
   track,
-  waitForLockWait,
   waitForLockWaiters,
 } from '../helpers/locks.js';
 import { closedLoopbackPort } from '../helpers/network.js';
