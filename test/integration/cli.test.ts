@@ -359,16 +359,16 @@ describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server'
 
   it('run with --queue-url, --receipt-handle and --sqs-endpoint: deletes the job message from the queue', async () => {
     // Prepare
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const { jobId, message } = await stageJob(t, runSchema, BUCKET, queue);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
 
     // Act
     const result = await cli(
       [
         'run', '--database-url', url, '--schema', runSchema, '--job-id', String(jobId), '--location', BUCKET,
         '--queue-url', queue.url, '--receipt-handle', message.receiptHandle,
-        '--sqs-endpoint', `http://127.0.0.1:${sqs.server.port}`,
+        '--sqs-endpoint', sqs.endpoint,
       ],
       { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' },
     );
@@ -379,13 +379,13 @@ describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server'
       stdout: `job ${jobId} success: 1 phantom, 1 orphan, 1 mismatch; message deleted\n`,
       stderr: '',
     });
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
     expect((await readJob(t, runSchema, jobId)).status_id).toBe(OrcaStatus.Success);
   });
 
   it('run with --queue-url but no --receipt-handle: exit 2 naming it; neither the job nor the queue changes', async () => {
     // Prepare
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const { jobId } = await stageJob(t, runSchema, BUCKET, queue);
 
     // Act
@@ -397,7 +397,7 @@ describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server'
     // Assess
     expectOneLineError(result, 2, /--receipt-handle is required with --queue-url/);
     expect((await readJob(t, runSchema, jobId)).status_id).toBe(OrcaStatus.Staged);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   it('run: an unknown job is exit 1 with one line', async () => {

@@ -112,7 +112,7 @@ describe('concurrent runs', () => {
     // Prepare: the message is delivered again and again, as SQS does when a worker is slow.
     const jobId = await insertJob(t, schema, BUCKET);
     const keys = await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const handles = await deliveries(queue, jobId, BUCKET, WORKERS);
     // On the server, hold the job's lock until every worker queues on it, so all of them contend.
     const gate = usingPostgres ? await holdAdvisoryLock(jobLockKey(jobId)) : undefined;
@@ -141,7 +141,7 @@ describe('concurrent runs', () => {
     const { reports, job } = await writers(jobId);
     expect(reports).toEqual([job]);
     expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Success);
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('two jobs of two buckets run side by side and both succeed', async () => {
@@ -150,8 +150,8 @@ describe('concurrent runs', () => {
     const keysA = await seedOneOfEachReport(t, schema, jobA, BUCKET);
     const jobB = await insertJob(t, schema, OTHER_BUCKET);
     const keysB = await seedOneOfEachReport(t, schema, jobB, OTHER_BUCKET);
-    const queueA = sqs.createQueue({ fifo: true });
-    const queueB = sqs.createQueue({ fifo: true });
+    const queueA = await sqs.createQueue({ fifo: true });
+    const queueB = await sqs.createQueue({ fifo: true });
     const [messageA] = await deliveries(queueA, jobA, BUCKET, 1);
     const [messageB] = await deliveries(queueB, jobB, OTHER_BUCKET, 1);
 
@@ -170,7 +170,7 @@ describe('concurrent runs', () => {
     await expectOneSetOf(jobB, keysB);
     expect((await readJob(t, schema, jobA)).status_id).toBe(OrcaStatus.Success);
     expect((await readJob(t, schema, jobB)).status_id).toBe(OrcaStatus.Success);
-    expect([queueA.messagesLeft(), queueB.messagesLeft()]).toEqual([0, 0]);
+    expect([await queueA.messagesLeft(), await queueB.messagesLeft()]).toEqual([0, 0]);
   });
 
   it.runIf(usingPostgres)('a job waiting for its lock does not hold up another job', async () => {
@@ -179,8 +179,8 @@ describe('concurrent runs', () => {
     await seedOneOfEachReport(t, schema, jobA, BUCKET);
     const jobB = await insertJob(t, schema, OTHER_BUCKET);
     const keysB = await seedOneOfEachReport(t, schema, jobB, OTHER_BUCKET);
-    const queueA = sqs.createQueue();
-    const queueB = sqs.createQueue();
+    const queueA = await sqs.createQueue();
+    const queueB = await sqs.createQueue();
     const [messageA] = await deliveries(queueA, jobA, BUCKET, 1);
     const [messageB] = await deliveries(queueB, jobB, OTHER_BUCKET, 1);
     const gateA = await holdAdvisoryLock(jobLockKey(jobA));
@@ -212,7 +212,7 @@ describe('concurrent runs', () => {
     expect(statusAWhileWaiting).toBe(OrcaStatus.Staged);
     expect(outputA).toEqual({ jobId: jobA, phantoms: 1, orphans: 1, mismatches: 1 });
     expect((await readJob(t, schema, jobA)).status_id).toBe(OrcaStatus.Success);
-    expect([queueA.messagesLeft(), queueB.messagesLeft()]).toEqual([0, 0]);
+    expect([await queueA.messagesLeft(), await queueB.messagesLeft()]).toEqual([0, 0]);
   });
 
   it.runIf(usingPostgres)(
@@ -222,7 +222,7 @@ describe('concurrent runs', () => {
       // job success and before it commits.
       const jobId = await insertJob(t, schema, BUCKET);
       const keys = await seedOneOfEachReport(t, schema, jobId, BUCKET);
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const [firstHandle, secondHandle] = await deliveries(queue, jobId, BUCKET, 2);
       const pause = newPauseKey();
       const dropPause = await installPausePoint(
@@ -268,7 +268,7 @@ describe('concurrent runs', () => {
       ]);
       const { reports, job } = await writers(jobId);
       expect(reports).toEqual([job]);
-      expect(queue.messagesLeft()).toBe(0);
+      expect(await queue.messagesLeft()).toBe(0);
     },
   );
 });

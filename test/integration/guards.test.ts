@@ -149,7 +149,7 @@ describe('the checks a run makes before it writes', () => {
     it('through task: changes no row and leaves the message in the queue', async () => {
       // Prepare
       const wrong = await prepare();
-      const queue = sqs.createQueue({ fifo: true });
+      const queue = await sqs.createQueue({ fifo: true });
       const message = await queue.sendAndReceiveJob({ jobId: wrong.jobId, orcaArchiveLocation: wrong.orcaArchiveLocation });
       const before = await snapshotReconcileTables(t, schema);
 
@@ -169,7 +169,7 @@ describe('the checks a run makes before it writes', () => {
       expect(error).toMatchObject(wrong.fields);
       for (const text of wrong.messageMentions) expect((error as Error).message).toContain(text);
       expect(await snapshotReconcileTables(t, schema)).toEqual(before);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     });
 
     it('through generateReports: changes no row', async () => {
@@ -228,7 +228,7 @@ describe('the checks a run makes before it writes', () => {
         // Prepare
         const { older, newer, otherJobId } = await stageNewerListing(mixed);
         expect(await firstPartitionRowJob()).toBe(mixed ? older : newer);
-        const queue = sqs.createQueue({ fifo: true });
+        const queue = await sqs.createQueue({ fifo: true });
         const message = await queue.sendAndReceiveJob({ jobId: older, orcaArchiveLocation: BUCKET });
         const newerJobBefore = await readJob(t, schema, newer);
         const otherBefore = await otherBucketRows();
@@ -261,7 +261,7 @@ describe('the checks a run makes before it writes', () => {
         expect(await readJob(t, schema, newer)).toEqual(newerJobBefore);
         expect(await otherBucketRows()).toEqual(otherBefore);
         expect(otherBefore.some((row) => row.includes(`"job_id": ${otherJobId}`))).toBe(true);
-        expect(queue.messagesLeft()).toBe(1);
+        expect(await queue.messagesLeft()).toBe(1);
       });
 
       it('through generateReports: throws and changes no row', async () => {

@@ -415,7 +415,7 @@ describe('hostile and malformed input', () => {
     t = await openTestDatabase();
     dropSchema = await createOrcaSchema(t, schema, [BUCKET, BUCKET_DONE, BUCKET_LOADING, ...ODD_BUCKETS]);
     sqs = await startTestSqs();
-    queue = sqs.createQueue();
+    queue = await sqs.createQueue();
 
     jobs.staged = await insertJob(t, schema, BUCKET);
     await seedOneOfEachReport(t, schema, jobs.staged, BUCKET);
@@ -423,7 +423,7 @@ describe('hostile and malformed input', () => {
 
     jobs.done = await insertJob(t, schema, BUCKET_DONE);
     await seedOneOfEachReport(t, schema, jobs.done, BUCKET_DONE);
-    const doneQueue = sqs.createQueue();
+    const doneQueue = await sqs.createQueue();
     const message = await doneQueue.sendAndReceiveJob({ jobId: jobs.done, orcaArchiveLocation: BUCKET_DONE });
     await task(
       { jobId: jobs.done, orcaArchiveLocation: BUCKET_DONE, queueUrl: doneQueue.url, messageReceiptHandle: message.receiptHandle },
@@ -654,7 +654,7 @@ describe('hostile and malformed input', () => {
     expect(files?.files).not.toBeNull();
     expect((await readJob(t, schema, jobs.staged)).status_id).toBe(OrcaStatus.Staged);
     // The staged job's message is still in flight: no delete reached it.
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
     const probe = {} as Record<string, unknown>;
     for (const key of ['jobId', 'orcaArchiveLocation', 'messageReceiptHandle', 'event', 'polluted', 'prototype']) {
       expect(probe[key]).toBeUndefined();
@@ -667,7 +667,7 @@ describe('hostile and malformed input', () => {
       // Prepare
       const jobId = await insertJob(t, schema, bucket);
       const keys = await seedOneOfEachReport(t, schema, jobId, bucket);
-      const ownQueue = sqs.createQueue();
+      const ownQueue = await sqs.createQueue();
       const message = await ownQueue.sendAndReceiveJob({ jobId, orcaArchiveLocation: bucket });
       const handler = createHandler({ database: t.db, sqs: sqs.sqs, queueUrl: ownQueue.url, env: {}, schema, retry: noWait });
 
@@ -682,7 +682,7 @@ describe('hostile and malformed input', () => {
       );
       expect(phantom?.key_path).toBe(keys.phantom);
       expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Success);
-      expect(ownQueue.messagesLeft()).toBe(0);
+      expect(await ownQueue.messagesLeft()).toBe(0);
       expect((await snapshotDatabase())['relations']).toEqual(before['relations']);
     });
   });

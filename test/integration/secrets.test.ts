@@ -226,7 +226,7 @@ describe('secrets', () => {
         }
         const jobId = await insertJob(t, schema, BUCKET);
         await seedOneOfEachReport(t, schema, jobId, BUCKET);
-        const queue = sqs.createQueue({ fifo: true });
+        const queue = await sqs.createQueue({ fifo: true });
         const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
         const { logger, lines } = captureRawLogger();
         const handler = createHandler({
@@ -248,7 +248,7 @@ describe('secrets', () => {
         // Assess
         expect(output).toEqual({ jobId, phantoms: 1, orphans: 1, mismatches: 1 });
         expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Success);
-        expect(queue.messagesLeft()).toBe(0);
+        expect(await queue.messagesLeft()).toBe(0);
         expect(lines.map((line) => line.message)).toEqual(
           expect.arrayContaining(['database pool created', 'reconciliation started', 'reconciliation finished']),
         );

@@ -63,7 +63,7 @@ describe('task', () => {
     // Prepare
     const jobId = await insertJob(t, schema, BUCKET);
     const keys = await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
     const before = await databaseNow();
 
@@ -93,7 +93,7 @@ describe('task', () => {
       { status_id: OrcaStatus.GeneratingReports, end_time: null, error_message: null },
       { status_id: OrcaStatus.Success, end_time: job.end_time, error_message: null },
     ]);
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('re-runs a job that failed before: its end time and error are cleared when reports start', async () => {
@@ -104,7 +104,7 @@ describe('task', () => {
       [jobId],
     );
     await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
 
     // Act
@@ -122,7 +122,7 @@ describe('task', () => {
       [OrcaStatus.Success, expect.any(Date), null],
     ]);
     expect((await readJob(t, schema, jobId)).error_message).toBeNull();
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('marks the job error with the failure’s message, re-throws it and leaves the message for redelivery', async () => {
@@ -130,7 +130,7 @@ describe('task', () => {
     const jobId = await insertJob(t, schema, BUCKET);
     await seedOneOfEachReport(t, schema, jobId, BUCKET);
     await insertInventory(t, schema, { jobId, bucket: BUCKET, keyPath: POISONED_KEY });
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
     const { waits, retry } = recordedBackoff();
     const before = await databaseNow();
@@ -162,7 +162,7 @@ describe('task', () => {
     ]);
     expect(await readReports(t, schema, jobId)).toEqual({ phantoms: [], orphans: [], mismatches: [] });
 
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
     await queue.makeVisible(message.receiptHandle);
     const redelivered = await queue.receive();
     expect(redelivered).toMatchObject({ messageId: message.messageId, body: { jobId }, receiveCount: 2 });
@@ -173,7 +173,7 @@ describe('task', () => {
     const existing = await insertJob(t, schema, BUCKET);
     await seedOneOfEachReport(t, schema, existing, BUCKET);
     const missing = existing + 1000;
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const message = await queue.sendAndReceiveJob({ jobId: missing, orcaArchiveLocation: BUCKET });
     const before = await snapshot();
 
@@ -187,14 +187,14 @@ describe('task', () => {
     await expect(failure).rejects.toBeInstanceOf(JobNotFoundError);
     await expect(failure).rejects.toMatchObject({ code: 'JOB_NOT_FOUND', jobId: missing });
     expect(await snapshot()).toEqual(before);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   it('throws QueueError after every delete retry fails, with the reports committed and the job success', async () => {
     // Prepare: a well-formed URL of a queue the endpoint does not have.
     const jobId = await insertJob(t, schema, BUCKET);
     await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
     const missingQueueUrl = queue.url.replace(queue.name, 'orca-no-such-queue.fifo');
     const { waits, retry } = recordedBackoff();
@@ -216,7 +216,7 @@ describe('task', () => {
     expect(job.status_id).toBe(OrcaStatus.Success);
     expect(job.error_message).toBeNull();
     expect(job.end_time).toBeInstanceOf(Date);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   describe('rejects bad input before any database or queue call', () => {
@@ -237,7 +237,7 @@ describe('task', () => {
       // Prepare
       const jobId = await insertJob(t, schema, BUCKET);
       await seedOneOfEachReport(t, schema, jobId, BUCKET);
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
       const database = recordCalls(t.db);
       const client = recordCalls(sqs.sqs);
@@ -260,13 +260,13 @@ describe('task', () => {
       expect(database.calls).toEqual([]);
       expect(client.calls).toEqual([]);
       expect(await snapshot()).toEqual(before);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     });
 
     it('a schema name that is not a PostgreSQL identifier', async () => {
       // Prepare
       const jobId = await insertJob(t, schema, BUCKET);
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
       const database = recordCalls(t.db);
       const before = await snapshot();
@@ -281,7 +281,7 @@ describe('task', () => {
       await expect(failure).rejects.toMatchObject({ name: 'InvalidInputError', field: 'schema' });
       expect(database.calls).toEqual([]);
       expect(await snapshot()).toEqual(before);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     });
   });
 });

@@ -86,7 +86,7 @@ describe('timeouts', () => {
     'cuts off a report transaction blocked past the deadline and marks the job error before the invocation ends',
     async () => {
       // Prepare: the report statement will wait, inside its transaction, for a lock this test holds.
-      const queue = sqs.createQueue({ fifo: true });
+      const queue = await sqs.createQueue({ fifo: true });
       const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
       const gate = await holdAdvisoryLock(reportGateKey(jobId));
       const { handler, lines, waits } = handlerFor(queue, library!);
@@ -128,7 +128,7 @@ describe('timeouts', () => {
       ]);
       expect(await readReports(t, schema, jobId)).toEqual({ phantoms: [], orphans: [], mismatches: [] });
       expect(lines.some((line) => line.startsWith('error reconciliation failed') && line.includes(timeout.message))).toBe(true);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     },
   );
 
@@ -136,7 +136,7 @@ describe('timeouts', () => {
     'cuts off the wait for a job lock another session holds, then marks the job error once the lock is free',
     async () => {
       // Prepare: another session holds the job's lock when the run starts.
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
       const holder = await holdAdvisoryLock(jobLockKey(jobId));
       const { handler, lines } = handlerFor(queue, library!);
@@ -175,7 +175,7 @@ describe('timeouts', () => {
         { status_id: OrcaStatus.Error, end_time: job.end_time, error_message: timeout.message },
       ]);
       expect(lines.join('\n')).not.toContain('could not mark the job as error');
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     },
   );
 
@@ -183,7 +183,7 @@ describe('timeouts', () => {
     'still returns before the invocation ends when even the failure record cannot get the job lock',
     async () => {
       // Prepare: another session holds the job's lock for the whole invocation.
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
       const holder = await holdAdvisoryLock(jobLockKey(jobId));
       const { handler, lines } = handlerFor(queue, library!);
@@ -216,13 +216,13 @@ describe('timeouts', () => {
       const fields = JSON.parse(failed!.slice('error could not mark the job as error '.length)) as Record<string, unknown>;
       expect(fields).toMatchObject({ jobId, error: timeout.message });
       expect(String(fields['statusUpdateError'])).toMatch(/lock timeout|statement timeout/);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     },
   );
 
   it('gives up at once when the deadline has already passed as the handler starts, and marks the job error', async () => {
     // Prepare: the invocation has less time left than the margin, so the deadline is 1 s ago.
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const { handler, waits } = handlerFor(queue, t.db);
     const { endsAt, context } = lambdaContext(MARGIN_MS - 1_000);
@@ -250,7 +250,7 @@ describe('timeouts', () => {
       { status_id: OrcaStatus.Error, end_time: job.end_time, error_message: timeout.message },
     ]);
     expect(await readReports(t, schema, jobId)).toEqual({ phantoms: [], orphans: [], mismatches: [] });
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   it('stops retrying a refused connection when the next backoff would end past the deadline', async () => {
@@ -260,7 +260,7 @@ describe('timeouts', () => {
     const unreachable = new pg.Pool({ host: '127.0.0.1', port, user: 'postgres', database: 'test' });
     unreachable.on('error', () => undefined);
     const database = recordCalls(unreachable);
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const waits: number[] = [];
     let slept = 0;
@@ -306,6 +306,6 @@ describe('timeouts', () => {
     expect(database.calls.filter((call) => call === 'connect')).toHaveLength(6);
     expect(lines.some((line) => line.startsWith('error could not mark the job as error'))).toBe(true);
     expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Staged);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 });
