@@ -1,7 +1,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import type { Database } from '../../src/database.js';
-import type { DbConnectInfo } from '../../src/handler.js';
+import { orcaTablesSql } from '../../src/ddl.js';
+import type { Database, DbConnectInfo } from '../../src/index.js';
 
 /** A database for one test file: the real server when DATABASE_URL is set, PGlite otherwise. */
 export interface TestDatabase {
@@ -64,4 +64,27 @@ export function databaseUrlConnectInfo(password: string, overrides: Partial<DbCo
     user_password: password,
     ...overrides,
   };
+}
+
+/** Creates the ORCA schema `schema` with one partition per bucket; returns a function that drops it. */
+export async function createOrcaSchema(
+  database: TestDatabase,
+  schema: string,
+  buckets: readonly string[],
+): Promise<() => Promise<void>> {
+  await database.exec(orcaTablesSql(schema, buckets));
+  return () => database.exec(`DROP SCHEMA "${schema}" CASCADE`);
+}
+
+/**
+ * A pg Pool on DATABASE_URL for the library under test, tagged with `applicationName` so the test
+ * can find its backends in pg_stat_activity. An idle connection that dies is only logged by the
+ * pool's own listener here, as a long-lived service would do.
+ */
+export function libraryPool(applicationName: string): pg.Pool {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('test fixture: libraryPool needs DATABASE_URL');
+  const pool = new pg.Pool({ connectionString: url, application_name: applicationName, max: 4 });
+  pool.on('error', () => undefined);
+  return pool;
 }

@@ -2,11 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { OrcaStatus } from '../../src/index.js';
 import { memoryIO, tableRows } from '../helpers/cli-io.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob } from '../helpers/factories.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { insertReportRows, reportRow } from '../helpers/report-rows.js';
+import {
+  createOrcaSchema,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import { closedLoopbackPort } from '../helpers/faults.js';
+import { insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
 
 const PRIMARY = 'prefix-orca-primary';
 const SECONDARY = 'prefix-orca-secondary';

@@ -5,9 +5,14 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
+import {
+  createOrcaSchema,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import { insertJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 const BIG = 1_000_000;

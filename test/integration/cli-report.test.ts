@@ -8,12 +8,15 @@ import { runCli } from '../../src/cli/main.js';
 import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/export.js';
 import { readReport } from '../../src/index.js';
 import { memoryIO, parseCsvStrict, tableRows } from '../helpers/cli-io.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob } from '../helpers/factories.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { camel, insertReportRows, reportRow } from '../helpers/report-rows.js';
-import { truncateReconcileTables } from '../helpers/scenarios.js';
+import {
+  createOrcaSchema,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import { closedLoopbackPort } from '../helpers/faults.js';
+import { camel, insertJob, insertReportRows, reportRow, truncateReconcileTables } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 /** Flag checks fail before any connection, so these tests need no server. */

@@ -5,12 +5,23 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { loadDemoModules } from '../../src/cli/demo.js';
 import { ConfigurationError, OrcaStatus } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob, readReports } from '../helpers/factories.js';
 import { memoryIO, tableRows } from '../helpers/cli-io.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { seedOneOfEachReport, stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
+import {
+  createOrcaSchema,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import { closedLoopbackPort } from '../helpers/faults.js';
+import {
+  insertJob,
+  readJob,
+  readReports,
+  seedOneOfEachReport,
+  stageJob,
+  truncateReconcileTables,
+} from '../helpers/rows.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';

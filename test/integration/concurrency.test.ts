@@ -1,23 +1,35 @@
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Database, OrcaStatus, task } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob, readReports } from '../helpers/factories.js';
+import {
+  createOrcaSchema,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
 import {
   countLockWaiters,
   holdAdvisoryLock,
   installPausePoint,
   jobLockKey,
   newPauseKey,
+  noWait,
   spreadJobIds,
   track,
   waitForLockWaiters,
-} from '../helpers/locks.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { noWait } from '../helpers/retry.js';
-import { type SeededKeys, seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
+} from '../helpers/faults.js';
+import {
+  insertJob,
+  installStatusTrail,
+  readJob,
+  readReports,
+  readStatusTrail,
+  type SeededKeys,
+  seedOneOfEachReport,
+  truncateReconcileTables,
+} from '../helpers/rows.js';
 import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';

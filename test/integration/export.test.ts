@@ -3,11 +3,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/database.js';
 import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/export.js';
 import { DatabaseError, InvalidInputError, type ReportPage, readReport, readReportPage } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { camel, inKeyOrder, insertReportRows, reportRow } from '../helpers/report-rows.js';
-import { truncateReconcileTables } from '../helpers/scenarios.js';
+import {
+  createOrcaSchema,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import { camel, inKeyOrder, insertJob, insertReportRows, reportRow, truncateReconcileTables } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 

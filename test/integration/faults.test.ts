@@ -2,17 +2,39 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseError, OrcaStatus, QueueError, task } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertInventory, readJob, readReports } from '../helpers/factories.js';
-import { expectedOneOfEachReportRows, libraryPool, visibleReportCounts, watchUnhandledClientErrors } from '../helpers/faults.js';
-import { holdAdvisoryLock, installReportGate, reportGateKey, spreadJobIds, waitForLockWait } from '../helpers/locks.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { POISONED_KEY, addPoisonedKeyConstraint, stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
-import { captureLogger, recordCalls } from '../helpers/spy.js';
+import {
+  createOrcaSchema,
+  libraryPool,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import {
+  addPoisonedKeyConstraint,
+  closedLoopbackPort,
+  holdAdvisoryLock,
+  installReportGate,
+  POISONED_KEY,
+  recordedBackoff,
+  reportGateKey,
+  spreadJobIds,
+  waitForLockWait,
+  watchUnhandledClientErrors,
+} from '../helpers/faults.js';
+import { captureLogger, recordCalls } from '../helpers/recording.js';
+import {
+  expectedOneOfEachReportRows,
+  insertInventory,
+  installStatusTrail,
+  readJob,
+  readReports,
+  readStatusTrail,
+  stageJob,
+  truncateReconcileTables,
+  visibleReportCounts,
+} from '../helpers/rows.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
 
 const BUCKET = 'prefix-orca-primary';
 

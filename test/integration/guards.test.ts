@@ -8,15 +8,19 @@ import {
   generateReports,
   task,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob, readReports } from '../helpers/factories.js';
-import { spreadJobIds } from '../helpers/locks.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { noWait } from '../helpers/retry.js';
-import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
-import { snapshotReconcileTables } from '../helpers/snapshot.js';
+import { createOrcaSchema, openTestDatabase, type TestDatabase, uniqueSchemaName } from '../helpers/database.js';
+import { noWait, spreadJobIds } from '../helpers/faults.js';
+import {
+  insertJob,
+  installStatusTrail,
+  readJob,
+  readReports,
+  readStatusTrail,
+  seedOneOfEachReport,
+  snapshotReconcileTables,
+  truncateReconcileTables,
+} from '../helpers/rows.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';

@@ -8,14 +8,17 @@ import {
   type DbConnectInfo,
   type HandlerOptions,
 } from '../../src/index.js';
-import { databaseUrlConnectInfo, openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertInventory, readJob } from '../helpers/factories.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { noWait } from '../helpers/retry.js';
-import { POISONED_KEY, addPoisonedKeyConstraint, stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
-import { snapshotJobs } from '../helpers/snapshot.js';
-import { captureLogger, recordCalls } from '../helpers/spy.js';
+import {
+  createOrcaSchema,
+  databaseUrlConnectInfo,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import { addPoisonedKeyConstraint, closedLoopbackPort, noWait, POISONED_KEY } from '../helpers/faults.js';
+import { captureLogger, recordCalls } from '../helpers/recording.js';
+import { insertInventory, readJob, snapshotJobs, stageJob, truncateReconcileTables } from '../helpers/rows.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';

@@ -13,12 +13,10 @@ import {
   type OrcaReconcileError,
   type SqsSender,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { noWait } from '../helpers/retry.js';
-import { seedOneOfEachReport } from '../helpers/scenarios.js';
-import { captureLogger, recordCalls } from '../helpers/spy.js';
+import { createOrcaSchema, openTestDatabase, type TestDatabase, uniqueSchemaName } from '../helpers/database.js';
+import { noWait } from '../helpers/faults.js';
+import { captureLogger, recordCalls } from '../helpers/recording.js';
+import { insertJob, readJob, seedOneOfEachReport } from '../helpers/rows.js';
 import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
 
 // A staged job on BUCKET that must never run; a finished job on BUCKET_DONE that valid events

@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError, JobNotFoundError, OrcaStatus, updateJob } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { snapshotJobs } from '../helpers/snapshot.js';
+import { createOrcaSchema, openTestDatabase, type TestDatabase, uniqueSchemaName } from '../helpers/database.js';
+import { insertJob, readJob, snapshotJobs } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 

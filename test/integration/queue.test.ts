@@ -1,8 +1,8 @@
 import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError, QueueError, removeJobFromQueue, type SqsSender } from '../../src/index.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { recordCalls } from '../helpers/spy.js';
+import { recordedBackoff } from '../helpers/faults.js';
+import { recordCalls } from '../helpers/recording.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
 const QUEUE_URL = 'http://127.0.0.1:9/000000000000/orca-internal-report.fifo';

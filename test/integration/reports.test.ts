@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseError, InvalidInputError, generateReports } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
-import { insertFile, insertGranule, insertInventory, insertJob, readReports } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { createOrcaSchema, openTestDatabase, type TestDatabase, uniqueSchemaName } from '../helpers/database.js';
+import { insertFile, insertGranule, insertInventory, insertJob, readReports } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER = 'prefix-orca-secondary';

@@ -1,14 +1,34 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OrcaStatus, generateReports, task } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertInventory, insertJob, readJob, readReports } from '../helpers/factories.js';
-import { holdAdvisoryLock, installPausePoint, newPauseKey, spreadJobIds, track, waitForLockWaiters } from '../helpers/locks.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
+import {
+  createOrcaSchema,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import {
+  holdAdvisoryLock,
+  installPausePoint,
+  newPauseKey,
+  noWait,
+  spreadJobIds,
+  track,
+  waitForLockWaiters,
+} from '../helpers/faults.js';
 import { runReferenceReports } from '../helpers/reference-reports.js';
-import { noWait } from '../helpers/retry.js';
-import { type SeededKeys, seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
+import {
+  insertInventory,
+  insertJob,
+  installStatusTrail,
+  readJob,
+  readReports,
+  readStatusTrail,
+  type SeededKeys,
+  seedOneOfEachReport,
+  truncateReconcileTables,
+} from '../helpers/rows.js';
 import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
 
 const BUCKET = 'prefix-orca-primary';
 

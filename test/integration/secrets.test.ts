@@ -9,14 +9,24 @@ import {
   type DbConnectInfo,
   type SqsSender,
 } from '../../src/index.js';
-import { databaseUrlConnectInfo, openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob } from '../helpers/factories.js';
-import { captureRawLogger, ownPropertyJson, secretPaths, whereSecretShows, type RawLogLine } from '../helpers/leak-scan.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { seedOneOfEachReport } from '../helpers/scenarios.js';
-import { recordCalls } from '../helpers/spy.js';
+import {
+  createOrcaSchema,
+  databaseUrlConnectInfo,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import { closedLoopbackPort, recordedBackoff } from '../helpers/faults.js';
+import {
+  captureLogger,
+  type LogCall,
+  ownPropertyJson,
+  recordCalls,
+  secretPaths,
+  whereSecretShows,
+} from '../helpers/recording.js';
+import { insertJob, readJob, seedOneOfEachReport } from '../helpers/rows.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
 // Random per run, so a match can only come from this run's connection info.
@@ -38,7 +48,7 @@ const omit = (info: Record<string, unknown>, key: string): Record<string, unknow
   Object.fromEntries(Object.entries(info).filter(([name]) => name !== key));
 
 /** Every place a secret shows in the captured log lines, as "line n: where". */
-const secretInLines = (lines: RawLogLine[], secret: string): string[] =>
+const secretInLines = (lines: LogCall[], secret: string): string[] =>
   lines.flatMap((line, index) => whereSecretShows(line, secret).map((where) => `line ${index} (${line.message}): ${where}`));
 
 describe('secrets', () => {
@@ -82,7 +92,7 @@ describe('secrets', () => {
   it('keeps the password out of log lines and out of every part of the error when the database is unreachable', async () => {
     // Prepare
     const port = await closedLoopbackPort();
-    const { logger, lines } = captureRawLogger();
+    const { logger, calls: lines } = captureLogger();
     const { waits, retry } = recordedBackoff();
     const sqs = unusedSqs();
     const handler = createHandler({
@@ -162,7 +172,7 @@ describe('secrets', () => {
     it.each(cases)('%s', async (_label, spoil, variable) => {
       // Prepare
       const info = spoil(complete(await closedLoopbackPort()));
-      const { logger, lines } = captureRawLogger();
+      const { logger, calls: lines } = captureLogger();
       const sqs = unusedSqs();
       const handler = createHandler({
         getDbConnectInfo: async () => info as DbConnectInfo,
@@ -228,7 +238,7 @@ describe('secrets', () => {
         await seedOneOfEachReport(t, schema, jobId, BUCKET);
         const queue = await sqs.createQueue({ fifo: true });
         const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
-        const { logger, lines } = captureRawLogger();
+        const { logger, calls: lines } = captureLogger();
         const handler = createHandler({
           getDbConnectInfo: async () => databaseUrlConnectInfo(PASSWORD),
           poolConfig: { Client: RecordingClient },
@@ -273,7 +283,7 @@ describe('secrets', () => {
     it.runIf(usingPostgres)('keeps the password out of a server-side login failure', async () => {
       // Prepare: trust auth still refuses a role that does not exist.
       const role = `no_such_role_${randomBytes(6).toString('hex')}`;
-      const { logger, lines } = captureRawLogger();
+      const { logger, calls: lines } = captureLogger();
       const { waits, retry } = recordedBackoff();
       const sqs = unusedSqs();
       const handler = createHandler({

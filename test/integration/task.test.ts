@@ -8,14 +8,20 @@ import {
   task,
   type TaskInput,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
-import { insertJob, insertInventory, readJob, readReports } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { POISONED_KEY, addPoisonedKeyConstraint, seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
-import { recordCalls } from '../helpers/spy.js';
+import { createOrcaSchema, openTestDatabase, type TestDatabase, uniqueSchemaName } from '../helpers/database.js';
+import { addPoisonedKeyConstraint, POISONED_KEY, recordedBackoff } from '../helpers/faults.js';
+import { recordCalls } from '../helpers/recording.js';
+import {
+  insertInventory,
+  insertJob,
+  installStatusTrail,
+  readJob,
+  readReports,
+  readStatusTrail,
+  seedOneOfEachReport,
+  truncateReconcileTables,
+} from '../helpers/rows.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
 
 const BUCKET = 'prefix-orca-primary';
 

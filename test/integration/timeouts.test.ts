@@ -1,24 +1,34 @@
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseError, OrcaStatus, TimeoutError, createHandler, type HandlerOptions } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { readJob, readReports } from '../helpers/factories.js';
-import { libraryPool } from '../helpers/faults.js';
 import {
+  createOrcaSchema,
+  libraryPool,
+  openTestDatabase,
+  type TestDatabase,
+  uniqueSchemaName,
+  usingPostgres,
+} from '../helpers/database.js';
+import {
+  closedLoopbackPort,
   holdAdvisoryLock,
   installReportGate,
   jobLockKey,
+  recordedBackoff,
   reportGateKey,
   spreadJobIds,
   waitForLockWait,
-} from '../helpers/locks.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
-import { captureLogger, recordCalls } from '../helpers/spy.js';
+} from '../helpers/faults.js';
+import { captureLogger, recordCalls } from '../helpers/recording.js';
+import {
+  installStatusTrail,
+  readJob,
+  readReports,
+  readStatusTrail,
+  stageJob,
+  truncateReconcileTables,
+} from '../helpers/rows.js';
 import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
 
 const BUCKET = 'prefix-orca-primary';
 // Small enough to keep the tests short, and still above the 5 s the failure record may take
