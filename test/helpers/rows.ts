@@ -127,13 +127,6 @@ export async function insertInventory(t: TestDatabase, schema: string, seed: Inv
   );
 }
 
-/** Empties every table a reconciliation run reads or writes, so each test starts from nothing. */
-export async function truncateReconcileTables(t: TestDatabase, schema: string): Promise<void> {
-  const s = `"${schema}"`;
-  await t.exec(`TRUNCATE ${s}.files, ${s}.granules, ${s}.reconcile_s3_object, ${s}.reconcile_job,
-    ${s}.reconcile_phantom_report, ${s}.reconcile_orphan_report, ${s}.reconcile_catalog_mismatch_report CASCADE`);
-}
-
 // --- One of each report ---
 
 /** Key paths of the rows {@link seedOneOfEachReport} makes, by the report each one lands in. */

@@ -9,6 +9,7 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { buildApp } from 'fauxqs';
+import { afterAll, beforeAll } from 'vitest';
 
 /** The job message ORCA's earlier step puts on the internal report queue. */
 export interface JobMessageBody {
@@ -56,12 +57,11 @@ export interface TestSqs {
   sqs: SQSClient;
   /** A queue of its own for one test. FIFO queues use content-based deduplication, as ORCA's does. */
   createQueue(options?: { fifo?: boolean }): Promise<TestQueue>;
-  close(): Promise<void>;
 }
 
 let queueCounter = 0;
 
-export async function startTestSqs(): Promise<TestSqs> {
+async function startTestSqs(): Promise<TestSqs & { close(): Promise<void> }> {
   // Built and bound here rather than with startFauxqs, which listens on every interface whatever
   // its `host` option says (that option only names the host in queue URLs).
   const app = buildApp({ logger: false });
@@ -167,5 +167,37 @@ export async function startTestSqs(): Promise<TestSqs> {
       sqs.destroy();
       await app.close();
     },
+  };
+}
+
+/**
+ * Starts the SQS emulator before the tests of the enclosing describe (or file) and stops it after
+ * them; with `enabled` false it starts nothing. The handle it returns is usable from the first
+ * test or later hook on.
+ */
+export function useTestSqs(enabled = true): TestSqs {
+  let started: Awaited<ReturnType<typeof startTestSqs>> | undefined;
+  const current = (): TestSqs => {
+    if (!started) throw new Error('test fixture: the SQS emulator is not running: use it inside a hook or a test of a describe that starts it');
+    return started;
+  };
+  beforeAll(async () => {
+    if (enabled) started = await startTestSqs();
+  });
+  afterAll(async () => {
+    await started?.close();
+    started = undefined;
+  });
+  return {
+    get address() {
+      return current().address;
+    },
+    get endpoint() {
+      return current().endpoint;
+    },
+    get sqs() {
+      return current().sqs;
+    },
+    createQueue: (options) => current().createQueue(options),
   };
 }

@@ -5,13 +5,7 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createOrcaSchema,
-  openTestDatabase,
-  type TestDatabase,
-  uniqueSchemaName,
-  usingPostgres,
-} from '../helpers/database.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { insertJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
@@ -59,21 +53,14 @@ async function lastBytes(file: string, count: number): Promise<string> {
 
 // Real server only: the command line connects by URL.
 describe('orca-reconcile report memory', () => {
-  let t: TestDatabase;
-  let dropSchema: (() => Promise<void>) | undefined;
+  // Dropping the schema after the file drops the million rows with it.
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_cli_memory', buckets: [BUCKET], serverOnly: true });
   let directory: string;
-  const schema = uniqueSchemaName('orca_cli_memory');
 
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), 'orca-cli-memory-'));
-    if (!usingPostgres) return;
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
   });
   afterAll(async () => {
-    // Dropping the schema drops the million rows with it.
-    await dropSchema?.();
-    await t?.close();
     await rm(directory, { recursive: true, force: true });
   });
 

@@ -1,28 +1,14 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { loadDemoModules } from '../../src/cli/demo.js';
 import { ConfigurationError, OrcaStatus } from '../../src/index.js';
 import { memoryIO, tableRows } from '../helpers/cli-io.js';
-import {
-  createOrcaSchema,
-  openTestDatabase,
-  type TestDatabase,
-  uniqueSchemaName,
-  usingPostgres,
-} from '../helpers/database.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { closedLoopbackPort } from '../helpers/faults.js';
-import {
-  insertJob,
-  readJob,
-  readReports,
-  seedOneOfEachReport,
-  stageJob,
-  truncateReconcileTables,
-} from '../helpers/rows.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
+import { insertJob, readJob, readReports, seedOneOfEachReport, stageJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';
@@ -241,32 +227,15 @@ describe('orca-reconcile usage errors, help and the binary (no server needed)', 
 
 describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server', () => {
   const url = process.env.DATABASE_URL!;
-  let t: TestDatabase;
-  let sqs: TestSqs;
-  let dropRunSchema: () => Promise<void>;
-  const runSchema = uniqueSchemaName('orca_cli_run');
-  const schemas: string[] = [];
-
-  beforeAll(async () => {
-    t = await openTestDatabase();
-    dropRunSchema = await createOrcaSchema(t, runSchema, [BUCKET]);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropRunSchema?.();
-    for (const schema of schemas) await t?.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, runSchema);
+  const { database: t, schema: runSchema, sqs, extraSchema } = useOrcaSchema({
+    prefix: 'orca_cli_run',
+    buckets: [BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
   });
 
-  const newSchema = (): string => {
-    const schema = uniqueSchemaName('orca_cli_schema');
-    schemas.push(schema);
-    return schema;
-  };
+  /** A schema for the `schema` command to create, dropped with the run schema. */
+  const newSchema = (): string => extraSchema('orca_cli_schema');
   const tablesOf = async (schema: string): Promise<string[]> =>
     (
       await t.query<{ name: string }>(

@@ -1,13 +1,7 @@
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type Database, OrcaStatus, task } from '../../src/index.js';
-import {
-  createOrcaSchema,
-  openTestDatabase,
-  type TestDatabase,
-  uniqueSchemaName,
-  usingPostgres,
-} from '../helpers/database.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import {
   countLockWaiters,
   holdAdvisoryLock,
@@ -19,57 +13,38 @@ import {
   track,
   waitForLockWaiters,
 } from '../helpers/faults.js';
-import {
-  insertJob,
-  installStatusTrail,
-  readJob,
-  readReports,
-  readStatusTrail,
-  type SeededKeys,
-  seedOneOfEachReport,
-  truncateReconcileTables,
-} from '../helpers/rows.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
+import { insertJob, installStatusTrail, readJob, readReports, readStatusTrail, type SeededKeys, seedOneOfEachReport } from '../helpers/rows.js';
+import type { TestQueue } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';
 const WORKERS = 8;
 
 describe('concurrent runs', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
+  const { database: t, schema, sqs, addPool } = useOrcaSchema({
+    prefix: 'orca_concurrency',
+    buckets: [BUCKET, OTHER_BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
+  });
   // On the server, every worker gets a connection of its own, so the runs truly overlap and only
   // the job lock orders them. PGlite has one session and queues transactions itself.
   let workers: Database;
-  let workerPool: pg.Pool | undefined;
-  const schema = uniqueSchemaName('orca_concurrency');
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET, OTHER_BUCKET]);
     await installStatusTrail(t, schema);
     await spreadJobIds(t, schema);
-    sqs = await startTestSqs();
     if (usingPostgres) {
-      workerPool = new pg.Pool({
-        connectionString: process.env.DATABASE_URL,
-        max: WORKERS + 2,
-        application_name: 'orca-reconcile-concurrency-test',
-      });
-      workers = workerPool;
+      workers = addPool(
+        new pg.Pool({
+          connectionString: process.env.DATABASE_URL,
+          max: WORKERS + 2,
+          application_name: 'orca-reconcile-concurrency-test',
+        }),
+      );
     } else {
       workers = t.db;
     }
-  });
-  afterAll(async () => {
-    await workerPool?.end();
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   const runTask = (jobId: number, bucket: string, queue: TestQueue, receiptHandle: string) =>

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { generateReports } from '../../src/index.js';
-import { createOrcaSchema, openTestDatabase, type TestDatabase, uniqueSchemaName } from '../helpers/database.js';
+import { type TestDatabase, useOrcaSchema } from '../helpers/database.js';
 import {
   BUCKETS,
   corpusCoverage,
@@ -113,19 +113,8 @@ async function countAllReportRows(t: TestDatabase, s: string): Promise<number> {
 }
 
 describe('generateReports agrees with a plain reading of the spec on generated datasets', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  const schema = uniqueSchemaName('orca_differential');
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_differential', buckets: BUCKETS });
   const s = `"${schema}"`;
-
-  beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, BUCKETS);
-  });
-  afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
-  });
 
   it('the corpus covers every case the reports distinguish', () => {
     const coverage = corpusCoverage(DATASETS);

@@ -1,16 +1,10 @@
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Database } from '../../src/database.js';
 import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/export.js';
 import { DatabaseError, InvalidInputError, type ReportPage, readReport, readReportPage } from '../../src/index.js';
-import {
-  createOrcaSchema,
-  openTestDatabase,
-  type TestDatabase,
-  uniqueSchemaName,
-  usingPostgres,
-} from '../helpers/database.js';
-import { camel, inKeyOrder, insertJob, insertReportRows, reportRow, truncateReconcileTables } from '../helpers/rows.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { camel, inKeyOrder, insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 
@@ -50,21 +44,7 @@ function ownPool(max: number, applicationName: string): pg.Pool | undefined {
 }
 
 describe('readReport and readReportPage', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  const schema = uniqueSchemaName();
-
-  beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
-  });
-  afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
-  });
+  const { database: t, schema } = useOrcaSchema({ buckets: [BUCKET], emptyTablesBeforeEach: true });
 
   /** States of the sessions of `applicationName` other than idle: a leaked transaction shows here. */
   const busySessions = async (applicationName: string): Promise<string[]> =>

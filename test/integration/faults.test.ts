@@ -1,15 +1,8 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseError, OrcaStatus, QueueError, task } from '../../src/index.js';
-import {
-  createOrcaSchema,
-  libraryPool,
-  openTestDatabase,
-  type TestDatabase,
-  uniqueSchemaName,
-  usingPostgres,
-} from '../helpers/database.js';
+import { libraryPool, useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import {
   addPoisonedKeyConstraint,
   closedLoopbackPort,
@@ -31,36 +24,20 @@ import {
   readReports,
   readStatusTrail,
   stageJob,
-  truncateReconcileTables,
   visibleReportCounts,
 } from '../helpers/rows.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
 
 describe('faults', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName();
+  const { database: t, schema, sqs } = useOrcaSchema({ buckets: [BUCKET], sqs: true, emptyTablesBeforeEach: true });
   const applicationName = `orca-faults-${process.pid}`;
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await installStatusTrail(t, schema);
     await installReportGate(t, schema);
     await spreadJobIds(t, schema);
     await addPoisonedKeyConstraint(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   /** The job row as stored, every column, as text to the microsecond. */

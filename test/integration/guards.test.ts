@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   InventoryNotLoadedError,
   JobNotFoundError,
@@ -8,7 +8,7 @@ import {
   generateReports,
   task,
 } from '../../src/index.js';
-import { createOrcaSchema, openTestDatabase, type TestDatabase, uniqueSchemaName } from '../helpers/database.js';
+import { useOrcaSchema } from '../helpers/database.js';
 import { noWait, spreadJobIds } from '../helpers/faults.js';
 import {
   insertJob,
@@ -18,33 +18,22 @@ import {
   readStatusTrail,
   seedOneOfEachReport,
   snapshotReconcileTables,
-  truncateReconcileTables,
 } from '../helpers/rows.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';
 
 describe('the checks a run makes before it writes', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName('orca_guards');
+  const { database: t, schema, sqs } = useOrcaSchema({
+    prefix: 'orca_guards',
+    buckets: [BUCKET, OTHER_BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
+  });
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET, OTHER_BUCKET]);
     await installStatusTrail(t, schema);
     await spreadJobIds(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   /** Job and report rows that belong to the other bucket, as text: no run on BUCKET may touch them. */

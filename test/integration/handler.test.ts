@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
   DatabaseError,
@@ -8,42 +8,20 @@ import {
   type DbConnectInfo,
   type HandlerOptions,
 } from '../../src/index.js';
-import {
-  createOrcaSchema,
-  databaseUrlConnectInfo,
-  openTestDatabase,
-  type TestDatabase,
-  uniqueSchemaName,
-  usingPostgres,
-} from '../helpers/database.js';
+import { databaseUrlConnectInfo, useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { addPoisonedKeyConstraint, closedLoopbackPort, noWait, POISONED_KEY } from '../helpers/faults.js';
 import { captureLogger, recordCalls } from '../helpers/recording.js';
-import { insertInventory, readJob, snapshotJobs, stageJob, truncateReconcileTables } from '../helpers/rows.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
+import { insertInventory, readJob, snapshotJobs, stageJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 // Set on every connection info below; the test server's trust auth never asks for it.
 const PASSWORD = 'not-a-real-Passw0rd-4711';
 
 describe('createHandler', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName();
+  const { database: t, schema, sqs } = useOrcaSchema({ buckets: [BUCKET], sqs: true, emptyTablesBeforeEach: true });
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await addPoisonedKeyConstraint(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   it('runs a job end to end: returns the counts, marks the job success and deletes the message', async () => {

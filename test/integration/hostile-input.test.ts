@@ -1,5 +1,5 @@
 import type { DeleteMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DatabaseError,
   InvalidInputError,
@@ -13,11 +13,11 @@ import {
   type OrcaReconcileError,
   type SqsSender,
 } from '../../src/index.js';
-import { createOrcaSchema, openTestDatabase, type TestDatabase, uniqueSchemaName } from '../helpers/database.js';
+import { useOrcaSchema } from '../helpers/database.js';
 import { noWait } from '../helpers/faults.js';
 import { captureLogger, recordCalls } from '../helpers/recording.js';
 import { insertJob, readJob, seedOneOfEachReport } from '../helpers/rows.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
+import type { TestQueue } from '../helpers/sqs.js';
 
 // A staged job on BUCKET that must never run; a finished job on BUCKET_DONE that valid events
 // may re-run (a re-run of a finished job writes nothing); a job still loading its listing.
@@ -375,11 +375,12 @@ function recordSends(sqs: SqsSender): { sender: SqsSender; inputs: unknown[] } {
 }
 
 describe('hostile and malformed input', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
+  const { database: t, schema, sqs } = useOrcaSchema({
+    prefix: 'orca_hostile',
+    buckets: [BUCKET, BUCKET_DONE, BUCKET_LOADING, ...ODD_BUCKETS],
+    sqs: true,
+  });
   let queue: TestQueue;
-  const schema = uniqueSchemaName('orca_hostile');
   const jobs: Jobs = { staged: 0, done: 0, loading: 0 };
   let before: Record<string, string[]>;
 
@@ -410,9 +411,6 @@ describe('hostile and malformed input', () => {
   };
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET, BUCKET_DONE, BUCKET_LOADING, ...ODD_BUCKETS]);
-    sqs = await startTestSqs();
     queue = await sqs.createQueue();
 
     jobs.staged = await insertJob(t, schema, BUCKET);
@@ -433,11 +431,6 @@ describe('hostile and malformed input', () => {
     before = await snapshotDatabase();
     expect(before['files']).toHaveLength(6);
     expect(before['reconcile_phantom_report']).toHaveLength(1);
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
   });
 
   /** A handler over spies of the test database and the emulator's SQS client. */

@@ -1,9 +1,9 @@
 import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidInputError, QueueError, removeJobFromQueue, type SqsSender } from '../../src/index.js';
 import { recordedBackoff } from '../helpers/faults.js';
 import { recordCalls } from '../helpers/recording.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
+import { useTestSqs } from '../helpers/sqs.js';
 
 const QUEUE_URL = 'http://127.0.0.1:9/000000000000/orca-internal-report.fifo';
 
@@ -30,14 +30,7 @@ function flakySqs(failures: number): SqsSender & { commands: DeleteMessageComman
 }
 
 describe('removeJobFromQueue', () => {
-  let sqs: TestSqs;
-
-  beforeAll(async () => {
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-  });
+  const sqs = useTestSqs();
 
   it('talks to an emulator that listens on 127.0.0.1 only', async () => {
     // Act

@@ -1,21 +1,7 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { OrcaStatus, generateReports, task } from '../../src/index.js';
-import {
-  createOrcaSchema,
-  openTestDatabase,
-  type TestDatabase,
-  uniqueSchemaName,
-  usingPostgres,
-} from '../helpers/database.js';
-import {
-  holdAdvisoryLock,
-  installPausePoint,
-  newPauseKey,
-  noWait,
-  spreadJobIds,
-  track,
-  waitForLockWaiters,
-} from '../helpers/faults.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { holdAdvisoryLock, installPausePoint, newPauseKey, noWait, spreadJobIds, track, waitForLockWaiters } from '../helpers/faults.js';
 import { runReferenceReports } from '../helpers/reference-reports.js';
 import {
   insertInventory,
@@ -26,32 +12,22 @@ import {
   readStatusTrail,
   type SeededKeys,
   seedOneOfEachReport,
-  truncateReconcileTables,
 } from '../helpers/rows.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
+import type { TestQueue } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
 
 describe('running a job again', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName('orca_reruns');
+  const { database: t, schema, sqs } = useOrcaSchema({
+    prefix: 'orca_reruns',
+    buckets: [BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
+  });
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await installStatusTrail(t, schema);
     await spreadJobIds(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   const runTask = (jobId: number, queue: TestQueue, receiptHandle: string) =>

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import {
   ConfigurationError,
   DatabaseError,
@@ -9,25 +9,10 @@ import {
   type DbConnectInfo,
   type SqsSender,
 } from '../../src/index.js';
-import {
-  createOrcaSchema,
-  databaseUrlConnectInfo,
-  openTestDatabase,
-  type TestDatabase,
-  uniqueSchemaName,
-  usingPostgres,
-} from '../helpers/database.js';
+import { databaseUrlConnectInfo, useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { closedLoopbackPort, recordedBackoff } from '../helpers/faults.js';
-import {
-  captureLogger,
-  type LogCall,
-  ownPropertyJson,
-  recordCalls,
-  secretPaths,
-  whereSecretShows,
-} from '../helpers/recording.js';
+import { captureLogger, type LogCall, ownPropertyJson, recordCalls, secretPaths, whereSecretShows } from '../helpers/recording.js';
 import { insertJob, readJob, seedOneOfEachReport } from '../helpers/rows.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
 // Random per run, so a match can only come from this run's connection info.
 const PASSWORD = `S3cret-Pa55word-${randomBytes(12).toString('hex')}`;
@@ -203,22 +188,11 @@ describe('secrets', () => {
   });
 
   describe('against the real server', () => {
-    let t: TestDatabase;
-    let dropSchema: (() => Promise<void>) | undefined;
-    let sqs: TestSqs;
-    const schema = uniqueSchemaName('orca_secrets');
-
-    beforeAll(async () => {
-      if (!usingPostgres) return;
-      t = await openTestDatabase();
-      dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
-      sqs = await startTestSqs();
-    });
-    afterAll(async () => {
-      if (!usingPostgres) return;
-      await sqs?.close();
-      await dropSchema?.();
-      await t?.close();
+    const { database: t, schema, sqs } = useOrcaSchema({
+      prefix: 'orca_secrets',
+      buckets: [BUCKET],
+      sqs: true,
+      serverOnly: true,
     });
 
     it.runIf(usingPostgres)(

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DatabaseError,
   InvalidInputError,
@@ -8,43 +8,19 @@ import {
   task,
   type TaskInput,
 } from '../../src/index.js';
-import { createOrcaSchema, openTestDatabase, type TestDatabase, uniqueSchemaName } from '../helpers/database.js';
+import { useOrcaSchema } from '../helpers/database.js';
 import { addPoisonedKeyConstraint, POISONED_KEY, recordedBackoff } from '../helpers/faults.js';
 import { recordCalls } from '../helpers/recording.js';
-import {
-  insertInventory,
-  insertJob,
-  installStatusTrail,
-  readJob,
-  readReports,
-  readStatusTrail,
-  seedOneOfEachReport,
-  truncateReconcileTables,
-} from '../helpers/rows.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
+import { insertInventory, insertJob, installStatusTrail, readJob, readReports, readStatusTrail, seedOneOfEachReport } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 
 describe('task', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName();
+  const { database: t, schema, sqs } = useOrcaSchema({ buckets: [BUCKET], sqs: true, emptyTablesBeforeEach: true });
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await installStatusTrail(t, schema);
     await addPoisonedKeyConstraint(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   const databaseNow = async (): Promise<number> => {

@@ -1,14 +1,7 @@
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseError, OrcaStatus, TimeoutError, createHandler, type HandlerOptions } from '../../src/index.js';
-import {
-  createOrcaSchema,
-  libraryPool,
-  openTestDatabase,
-  type TestDatabase,
-  uniqueSchemaName,
-  usingPostgres,
-} from '../helpers/database.js';
+import { libraryPool, useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import {
   closedLoopbackPort,
   holdAdvisoryLock,
@@ -20,15 +13,8 @@ import {
   waitForLockWait,
 } from '../helpers/faults.js';
 import { captureLogger, recordCalls } from '../helpers/recording.js';
-import {
-  installStatusTrail,
-  readJob,
-  readReports,
-  readStatusTrail,
-  stageJob,
-  truncateReconcileTables,
-} from '../helpers/rows.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
+import { installStatusTrail, readJob, readReports, readStatusTrail, stageJob } from '../helpers/rows.js';
+import type { TestQueue } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
 // Small enough to keep the tests short, and still above the 5 s the failure record may take
@@ -50,30 +36,19 @@ function lambdaContext(remainingMs: number) {
 // PGlite accepts statement_timeout and lock_timeout but never enforces them (one single-user
 // backend, no timer interrupts), and its advisory locks cannot be held by a second session.
 describe('timeouts', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
+  const { database: t, schema, sqs, addPool } = useOrcaSchema({
+    buckets: [BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
+  });
   let library: pg.Pool | undefined;
-  const schema = uniqueSchemaName();
   const applicationName = `orca-timeouts-${process.pid}`;
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await installStatusTrail(t, schema);
     await installReportGate(t, schema);
     await spreadJobIds(t, schema);
-    sqs = await startTestSqs();
-    if (usingPostgres) library = libraryPool(applicationName);
-  });
-  afterAll(async () => {
-    await library?.end();
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
+    if (usingPostgres) library = addPool(libraryPool(applicationName));
   });
 
   const handlerFor = (queue: TestQueue, database: HandlerOptions['database']) => {
