@@ -1,8 +1,16 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import type { Database } from '../../src/database.js';
-import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/export.js';
-import { DatabaseError, InvalidInputError, type ReportPage, readReport, readReportPage } from '../../src/index.js';
+import { REPORT_KINDS, reportColumns } from '../../src/export.js';
+import {
+  type Database,
+  DatabaseError,
+  InvalidInputError,
+  type ReportKind,
+  type ReportPage,
+  type ReportRows,
+  readReport,
+  readReportPage,
+} from '../../src/index.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { camel, inKeyOrder, insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
 
