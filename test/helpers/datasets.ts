@@ -64,7 +64,7 @@ export interface Dataset {
 }
 
 /** mulberry32: a small seeded PRNG with uniform output in [0, 1). */
-export function mulberry32(seed: number): () => number {
+function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   InvalidInputError,
   OrcaStatus,
@@ -9,13 +9,10 @@ import {
   task,
   type ReportKind,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob } from '../helpers/factories.js';
-import { holdAdvisoryLock, jobLockKey } from '../helpers/locks.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { insertReportRows, reportRow } from '../helpers/report-rows.js';
-import { noWait } from '../helpers/retry.js';
-import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
+import { orcaTablesSql } from '../../src/sql/ddl.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { holdAdvisoryLock, jobLockKey, noWait } from '../helpers/faults.js';
+import { insertJob, insertReportRows, readJob, reportRow, seedOneOfEachReport } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 // An old us-east-1 bucket name: upper case and underscores, as S3's legacy rules and ORCA allow
@@ -30,21 +27,8 @@ function revokedProxy(): object {
 }
 
 describe('boundaries of the run', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  const schema = uniqueSchemaName('orca_bounds');
-
-  beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET, LEGACY_BUCKET]);
-  });
-  afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
-  });
+  const fixture = useOrcaSchema({ prefix: 'orca_bounds', buckets: [BUCKET, LEGACY_BUCKET], emptyTablesBeforeEach: true });
+  const { database: t, schema } = fixture;
 
   describe('deadlines far ahead', () => {
     it('runs a job whose deadline is 30 days away (beyond the int4 milliseconds of statement_timeout)', async () => {
@@ -221,31 +205,27 @@ describe('boundaries of the run', () => {
 
   it.runIf(usingPostgres)('keeps the job locks of two schemas apart: the same job id in another schema does not wait', async () => {
     // Prepare: the same job id in a second schema, whose job lock another session holds.
-    const otherSchema = uniqueSchemaName('orca_bounds_other');
-    const dropOther = await createOrcaSchema(t, otherSchema, [BUCKET]);
+    const otherSchema = fixture.extraSchema('orca_bounds_other');
+    await t.exec(orcaTablesSql(otherSchema, [BUCKET]));
+    const jobId = await insertJob(t, schema, BUCKET);
+    await seedOneOfEachReport(t, schema, jobId, BUCKET);
+    await t.query(
+      `INSERT INTO "${otherSchema}".reconcile_job (id, orca_archive_location, status_id, inventory_creation_time, start_time, last_update)
+       VALUES ($1, $2, 2, now(), now(), now())`,
+      [jobId, BUCKET],
+    );
+    const holder = await holdAdvisoryLock(jobLockKey(otherSchema, jobId));
     try {
-      const jobId = await insertJob(t, schema, BUCKET);
-      await seedOneOfEachReport(t, schema, jobId, BUCKET);
-      await t.query(
-        `INSERT INTO "${otherSchema}".reconcile_job (id, orca_archive_location, status_id, inventory_creation_time, start_time, last_update)
-         VALUES ($1, $2, 2, now(), now(), now())`,
-        [jobId, BUCKET],
+      // Act: a short deadline, so that waiting on the other schema's lock would time out.
+      const output = await task(
+        { jobId, orcaArchiveLocation: BUCKET },
+        { database: t.db, schema, retry: noWait, deadline: Date.now() + 3_000 },
       );
-      const holder = await holdAdvisoryLock(jobLockKey(otherSchema, jobId));
-      try {
-        // Act: a short deadline, so that waiting on the other schema's lock would time out.
-        const output = await task(
-          { jobId, orcaArchiveLocation: BUCKET },
-          { database: t.db, schema, retry: noWait, deadline: Date.now() + 3_000 },
-        );
 
-        // Assess
-        expect(output).toEqual({ jobId, phantoms: 1, orphans: 1, mismatches: 1 });
-      } finally {
-        await holder.release();
-      }
+      // Assess
+      expect(output).toEqual({ jobId, phantoms: 1, orphans: 1, mismatches: 1 });
     } finally {
-      await dropOther();
+      await holder.release();
     }
   });
 });

@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { OrcaStatus } from '../../src/index.js';
 import { memoryIO, tableRows } from '../helpers/cli-io.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { insertReportRows, reportRow } from '../helpers/report-rows.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { closedLoopbackPort } from '../helpers/faults.js';
+import { insertReportRows, reportRow } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 /** Flag checks fail before any connection, so these tests need no server. */
@@ -99,15 +98,11 @@ describe('orca-reconcile flag values that hold a URL with credentials', () => {
 });
 
 describe('orca-reconcile jobs with an id above 2^53', () => {
-  let t: TestDatabase;
-  let dropSchema: (() => Promise<void>) | undefined;
-  const schema = uniqueSchemaName('orca_cli_flags');
+  // The CLI takes a URL, so only the real server can answer it.
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_cli_flags', buckets: [BUCKET], serverOnly: true });
 
   beforeAll(async () => {
-    // The CLI takes a URL, so only the real server can answer it.
     if (!usingPostgres) return;
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await t.query(
       `INSERT INTO "${schema}".reconcile_job
          (id, orca_archive_location, status_id, inventory_creation_time, start_time, last_update)
@@ -116,10 +111,6 @@ describe('orca-reconcile jobs with an id above 2^53', () => {
     );
     const orphans = [0, 1].map((index) => ({ ...reportRow('orphan', 1, index), jobId: BigInt(BIG_JOB_ID) }));
     await insertReportRows(t, schema, 'orphan', orphans);
-  });
-  afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
   });
 
   const jobs = (...args: string[]) => cli(['jobs', '--database-url', process.env.DATABASE_URL!, '--schema', schema, ...args]);

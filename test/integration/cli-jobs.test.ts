@@ -1,12 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { OrcaStatus } from '../../src/index.js';
 import { memoryIO, tableRows } from '../helpers/cli-io.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob } from '../helpers/factories.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { insertReportRows, reportRow } from '../helpers/report-rows.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { closedLoopbackPort } from '../helpers/faults.js';
+import { insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
 
 const PRIMARY = 'prefix-orca-primary';
 const SECONDARY = 'prefix-orca-secondary';
@@ -24,9 +22,12 @@ interface SeededJob {
 }
 
 describe('orca-reconcile jobs', () => {
-  let t: TestDatabase;
-  let dropSchema: (() => Promise<void>) | undefined;
-  const schema = uniqueSchemaName('orca_cli_jobs');
+  // The CLI takes a URL, so only the real server can answer it.
+  const { database: t, schema } = useOrcaSchema({
+    prefix: 'orca_cli_jobs',
+    buckets: [PRIMARY, SECONDARY],
+    serverOnly: true,
+  });
   const databaseUrl = process.env.DATABASE_URL ?? UNUSED_URL;
   /** Oldest first. */
   const seeded: SeededJob[] = [];
@@ -44,18 +45,11 @@ describe('orca-reconcile jobs', () => {
   }
 
   beforeAll(async () => {
-    // The CLI takes a URL, so only the real server can answer it.
     if (!usingPostgres) return;
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [PRIMARY, SECONDARY]);
     await seedJob(PRIMARY, OrcaStatus.Success, 'success', [2, 1, 0]);
     await seedJob(SECONDARY, OrcaStatus.Error, 'error', [0, 0, 0], LONG_ERROR);
     await seedJob(PRIMARY, OrcaStatus.Staged, 'staged', [0, 3, 1]);
     await seedJob(SECONDARY, OrcaStatus.GeneratingReports, 'generating reports', [1, 0, 4]);
-  });
-  afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
   });
 
   async function run(...args: string[]) {

@@ -5,9 +5,8 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { insertJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 const BIG = 1_000_000;
@@ -54,21 +53,14 @@ async function lastBytes(file: string, count: number): Promise<string> {
 
 // Real server only: the command line connects by URL.
 describe('orca-reconcile report memory', () => {
-  let t: TestDatabase;
-  let dropSchema: (() => Promise<void>) | undefined;
+  // Dropping the schema after the file drops the million rows with it.
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_cli_memory', buckets: [BUCKET], serverOnly: true });
   let directory: string;
-  const schema = uniqueSchemaName('orca_cli_memory');
 
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), 'orca-cli-memory-'));
-    if (!usingPostgres) return;
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
   });
   afterAll(async () => {
-    // Dropping the schema drops the million rows with it.
-    await dropSchema?.();
-    await t?.close();
     await rm(directory, { recursive: true, force: true });
   });
 

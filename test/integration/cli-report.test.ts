@@ -2,18 +2,15 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { printable } from '../../src/cli/common.js';
 import { runCli } from '../../src/cli/main.js';
-import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/read-report.js';
-import { readReport } from '../../src/index.js';
+import { REPORT_KINDS, reportColumns } from '../../src/read-report.js';
+import { type ReportKind, type ReportRows, readReport } from '../../src/index.js';
 import { memoryIO, parseCsvStrict, tableRows } from '../helpers/cli-io.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob } from '../helpers/factories.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { camel, insertReportRows, reportRow } from '../helpers/report-rows.js';
-import { truncateReconcileTables } from '../helpers/scenarios.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { closedLoopbackPort } from '../helpers/faults.js';
+import { camel, insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 /** Flag checks fail before any connection, so these tests need no server. */
@@ -45,26 +42,21 @@ const TRICKY = [
 const cellText = (value: unknown): string => (value instanceof Date ? value.toISOString() : String(value));
 
 describe('orca-reconcile report', () => {
-  let t: TestDatabase;
-  let dropSchema: (() => Promise<void>) | undefined;
+  // The CLI takes a URL, so only the real server can answer it.
+  const { database: t, schema } = useOrcaSchema({
+    prefix: 'orca_cli_report',
+    buckets: [BUCKET],
+    serverOnly: true,
+    emptyTablesBeforeEach: true,
+  });
   let directory: string;
-  const schema = uniqueSchemaName('orca_cli_report');
   const databaseUrl = process.env.DATABASE_URL ?? UNUSED_URL;
 
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), 'orca-cli-report-'));
-    // The CLI takes a URL, so only the real server can answer it.
-    if (!usingPostgres) return;
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
   });
   afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
     await rm(directory, { recursive: true, force: true });
-  });
-  beforeEach(async () => {
-    if (usingPostgres) await truncateReconcileTables(t, schema);
   });
 
   const report = (jobId: number | string, kind: string, ...extra: string[]) => [

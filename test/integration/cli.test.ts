@@ -1,17 +1,14 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { loadDemoModules } from '../../src/cli/demo.js';
 import { ConfigurationError, OrcaStatus } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob, readReports } from '../helpers/factories.js';
 import { memoryIO, tableRows } from '../helpers/cli-io.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { seedOneOfEachReport, stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { closedLoopbackPort } from '../helpers/faults.js';
+import { insertJob, readJob, readReports, seedOneOfEachReport, stageJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';
@@ -230,32 +227,15 @@ describe('orca-reconcile usage errors, help and the binary (no server needed)', 
 
 describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server', () => {
   const url = process.env.DATABASE_URL!;
-  let t: TestDatabase;
-  let sqs: TestSqs;
-  let dropRunSchema: () => Promise<void>;
-  const runSchema = uniqueSchemaName('orca_cli_run');
-  const schemas: string[] = [];
-
-  beforeAll(async () => {
-    t = await openTestDatabase();
-    dropRunSchema = await createOrcaSchema(t, runSchema, [BUCKET]);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropRunSchema?.();
-    for (const schema of schemas) await t?.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, runSchema);
+  const { database: t, schema: runSchema, sqs, extraSchema } = useOrcaSchema({
+    prefix: 'orca_cli_run',
+    buckets: [BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
   });
 
-  const newSchema = (): string => {
-    const schema = uniqueSchemaName('orca_cli_schema');
-    schemas.push(schema);
-    return schema;
-  };
+  /** A schema for the `schema` command to create, dropped with the run schema. */
+  const newSchema = (): string => extraSchema('orca_cli_schema');
   const tablesOf = async (schema: string): Promise<string[]> =>
     (
       await t.query<{ name: string }>(
@@ -359,16 +339,16 @@ describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server'
 
   it('run with --queue-url, --receipt-handle and --sqs-endpoint: deletes the job message from the queue', async () => {
     // Prepare
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const { jobId, message } = await stageJob(t, runSchema, BUCKET, queue);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
 
     // Act
     const result = await cli(
       [
         'run', '--database-url', url, '--schema', runSchema, '--job-id', String(jobId), '--location', BUCKET,
         '--queue-url', queue.url, '--receipt-handle', message.receiptHandle,
-        '--sqs-endpoint', `http://127.0.0.1:${sqs.server.port}`,
+        '--sqs-endpoint', sqs.endpoint,
       ],
       { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' },
     );
@@ -379,13 +359,13 @@ describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server'
       stdout: `job ${jobId} success: 1 phantom, 1 orphan, 1 mismatch; message deleted\n`,
       stderr: '',
     });
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
     expect((await readJob(t, runSchema, jobId)).status_id).toBe(OrcaStatus.Success);
   });
 
   it('run with --queue-url but no --receipt-handle: exit 2 naming it; neither the job nor the queue changes', async () => {
     // Prepare
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const { jobId } = await stageJob(t, runSchema, BUCKET, queue);
 
     // Act
@@ -397,7 +377,7 @@ describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server'
     // Assess
     expectOneLineError(result, 2, /--receipt-handle is required with --queue-url/);
     expect((await readJob(t, runSchema, jobId)).status_id).toBe(OrcaStatus.Staged);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   it('run: an unknown job is exit 1 with one line', async () => {

@@ -1,63 +1,50 @@
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type Database, OrcaStatus, task } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob, readReports } from '../helpers/factories.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import {
   countLockWaiters,
   holdAdvisoryLock,
   installPausePoint,
   jobLockKey,
   newPauseKey,
+  noWait,
   spreadJobIds,
   track,
   waitForLockWaiters,
-} from '../helpers/locks.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { noWait } from '../helpers/retry.js';
-import { type SeededKeys, seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
+} from '../helpers/faults.js';
+import { insertJob, installStatusTrail, readJob, readReports, readStatusTrail, type SeededKeys, seedOneOfEachReport } from '../helpers/rows.js';
+import type { TestQueue } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';
 const WORKERS = 8;
 
 describe('concurrent runs', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
+  const { database: t, schema, sqs, addPool } = useOrcaSchema({
+    prefix: 'orca_concurrency',
+    buckets: [BUCKET, OTHER_BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
+  });
   // On the server, every worker gets a connection of its own, so the runs truly overlap and only
   // the job lock orders them. PGlite has one session and queues transactions itself.
   let workers: Database;
-  let workerPool: pg.Pool | undefined;
-  const schema = uniqueSchemaName('orca_concurrency');
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET, OTHER_BUCKET]);
     await installStatusTrail(t, schema);
     await spreadJobIds(t, schema);
-    sqs = await startTestSqs();
     if (usingPostgres) {
-      workerPool = new pg.Pool({
-        connectionString: process.env.DATABASE_URL,
-        max: WORKERS + 2,
-        application_name: 'orca-reconcile-concurrency-test',
-      });
-      workers = workerPool;
+      workers = addPool(
+        new pg.Pool({
+          connectionString: process.env.DATABASE_URL,
+          max: WORKERS + 2,
+          application_name: 'orca-reconcile-concurrency-test',
+        }),
+      );
     } else {
       workers = t.db;
     }
-  });
-  afterAll(async () => {
-    await workerPool?.end();
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   const runTask = (jobId: number, bucket: string, queue: TestQueue, receiptHandle: string) =>
@@ -112,7 +99,7 @@ describe('concurrent runs', () => {
     // Prepare: the message is delivered again and again, as SQS does when a worker is slow.
     const jobId = await insertJob(t, schema, BUCKET);
     const keys = await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const handles = await deliveries(queue, jobId, BUCKET, WORKERS);
     // On the server, hold the job's lock until every worker queues on it, so all of them contend.
     const gate = usingPostgres ? await holdAdvisoryLock(jobLockKey(schema, jobId)) : undefined;
@@ -141,7 +128,7 @@ describe('concurrent runs', () => {
     const { reports, job } = await writers(jobId);
     expect(reports).toEqual([job]);
     expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Success);
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('two jobs of two buckets run side by side and both succeed', async () => {
@@ -150,8 +137,8 @@ describe('concurrent runs', () => {
     const keysA = await seedOneOfEachReport(t, schema, jobA, BUCKET);
     const jobB = await insertJob(t, schema, OTHER_BUCKET);
     const keysB = await seedOneOfEachReport(t, schema, jobB, OTHER_BUCKET);
-    const queueA = sqs.createQueue({ fifo: true });
-    const queueB = sqs.createQueue({ fifo: true });
+    const queueA = await sqs.createQueue({ fifo: true });
+    const queueB = await sqs.createQueue({ fifo: true });
     const [messageA] = await deliveries(queueA, jobA, BUCKET, 1);
     const [messageB] = await deliveries(queueB, jobB, OTHER_BUCKET, 1);
 
@@ -170,7 +157,7 @@ describe('concurrent runs', () => {
     await expectOneSetOf(jobB, keysB);
     expect((await readJob(t, schema, jobA)).status_id).toBe(OrcaStatus.Success);
     expect((await readJob(t, schema, jobB)).status_id).toBe(OrcaStatus.Success);
-    expect([queueA.messagesLeft(), queueB.messagesLeft()]).toEqual([0, 0]);
+    expect([await queueA.messagesLeft(), await queueB.messagesLeft()]).toEqual([0, 0]);
   });
 
   it.runIf(usingPostgres)('a job waiting for its lock does not hold up another job', async () => {
@@ -179,8 +166,8 @@ describe('concurrent runs', () => {
     await seedOneOfEachReport(t, schema, jobA, BUCKET);
     const jobB = await insertJob(t, schema, OTHER_BUCKET);
     const keysB = await seedOneOfEachReport(t, schema, jobB, OTHER_BUCKET);
-    const queueA = sqs.createQueue();
-    const queueB = sqs.createQueue();
+    const queueA = await sqs.createQueue();
+    const queueB = await sqs.createQueue();
     const [messageA] = await deliveries(queueA, jobA, BUCKET, 1);
     const [messageB] = await deliveries(queueB, jobB, OTHER_BUCKET, 1);
     const gateA = await holdAdvisoryLock(jobLockKey(schema, jobA));
@@ -212,7 +199,7 @@ describe('concurrent runs', () => {
     expect(statusAWhileWaiting).toBe(OrcaStatus.Staged);
     expect(outputA).toEqual({ jobId: jobA, phantoms: 1, orphans: 1, mismatches: 1 });
     expect((await readJob(t, schema, jobA)).status_id).toBe(OrcaStatus.Success);
-    expect([queueA.messagesLeft(), queueB.messagesLeft()]).toEqual([0, 0]);
+    expect([await queueA.messagesLeft(), await queueB.messagesLeft()]).toEqual([0, 0]);
   });
 
   it.runIf(usingPostgres)(
@@ -222,7 +209,7 @@ describe('concurrent runs', () => {
       // job success and before it commits.
       const jobId = await insertJob(t, schema, BUCKET);
       const keys = await seedOneOfEachReport(t, schema, jobId, BUCKET);
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const [firstHandle, secondHandle] = await deliveries(queue, jobId, BUCKET, 2);
       const pause = newPauseKey();
       const dropPause = await installPausePoint(
@@ -268,7 +255,7 @@ describe('concurrent runs', () => {
       ]);
       const { reports, job } = await writers(jobId);
       expect(reports).toEqual([job]);
-      expect(queue.messagesLeft()).toBe(0);
+      expect(await queue.messagesLeft()).toBe(0);
     },
   );
 });

@@ -1,18 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { generateReports } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
+import { type TestDatabase, useOrcaSchema } from '../helpers/database.js';
 import {
   BUCKETS,
-  NEAR_DUPLICATE_KEYS,
-  TRICKY_KEYS,
   corpusCoverage,
-  generateDataset,
   type Dataset,
   type ExpectedReports,
+  generateDataset,
+  NEAR_DUPLICATE_KEYS,
+  TRICKY_KEYS,
 } from '../helpers/datasets.js';
-import { readReports, type ReportRows } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
 import { runReferenceReports } from '../helpers/reference-reports.js';
+import { readReports, type StoredReports } from '../helpers/rows.js';
 
 const FIRST_SEED = 1;
 const DATASETS = Array.from({ length: 240 }, (_, index) => generateDataset(FIRST_SEED + index));
@@ -86,7 +85,7 @@ function canonical(value: unknown): string {
 }
 
 /** Each report as a sorted list of canonical rows, so two reports compare as multisets. */
-function asMultisets(reports: ReportRows): Record<keyof ReportRows, string[]> {
+function asMultisets(reports: StoredReports): Record<keyof StoredReports, string[]> {
   return {
     phantoms: reports.phantoms.map(canonical).sort(),
     orphans: reports.orphans.map(canonical).sort(),
@@ -95,7 +94,7 @@ function asMultisets(reports: ReportRows): Record<keyof ReportRows, string[]> {
 }
 
 /** The identifying part of each report row, in the form the dataset's expectations take. */
-function summarise(reports: ReportRows): ExpectedReports {
+function summarise(reports: StoredReports): ExpectedReports {
   const key = (row: Record<string, unknown>) => String(row['key_path']);
   return {
     phantoms: reports.phantoms.map(key).sort(),
@@ -114,19 +113,8 @@ async function countAllReportRows(t: TestDatabase, s: string): Promise<number> {
 }
 
 describe('generateReports agrees with a plain reading of the spec on generated datasets', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  const schema = uniqueSchemaName('orca_differential');
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_differential', buckets: BUCKETS });
   const s = `"${schema}"`;
-
-  beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, BUCKETS);
-  });
-  afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
-  });
 
   it('the corpus covers every case the reports distinguish', () => {
     const coverage = corpusCoverage(DATASETS);

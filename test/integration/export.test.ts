@@ -1,13 +1,18 @@
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/database.js';
-import { REPORT_KINDS, type ReportKind, type ReportRows, reportColumns } from '../../src/read-report.js';
-import { DatabaseError, InvalidInputError, type ReportPage, readReport, readReportPage } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { camel, inKeyOrder, insertReportRows, reportRow } from '../helpers/report-rows.js';
-import { truncateReconcileTables } from '../helpers/scenarios.js';
+import { describe, expect, it } from 'vitest';
+import { REPORT_KINDS, reportColumns } from '../../src/read-report.js';
+import {
+  type Database,
+  DatabaseError,
+  InvalidInputError,
+  type ReportKind,
+  type ReportPage,
+  type ReportRows,
+  readReport,
+  readReportPage,
+} from '../../src/index.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { camel, inKeyOrder, insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 
@@ -47,21 +52,7 @@ function ownPool(max: number, applicationName: string): pg.Pool | undefined {
 }
 
 describe('readReport and readReportPage', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  const schema = uniqueSchemaName();
-
-  beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
-  });
-  afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
-  });
+  const { database: t, schema } = useOrcaSchema({ buckets: [BUCKET], emptyTablesBeforeEach: true });
 
   /** States of the sessions of `applicationName` other than idle: a leaked transaction shows here. */
   const busySessions = async (applicationName: string): Promise<string[]> =>

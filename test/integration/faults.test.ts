@@ -1,44 +1,43 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseError, OrcaStatus, QueueError, task } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertInventory, readJob, readReports } from '../helpers/factories.js';
-import { expectedOneOfEachReportRows, libraryPool, visibleReportCounts, watchUnhandledClientErrors } from '../helpers/faults.js';
-import { holdAdvisoryLock, installReportGate, reportGateKey, spreadJobIds, waitForLockWait } from '../helpers/locks.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { POISONED_KEY, addPoisonedKeyConstraint, stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
-import { captureLogger, recordCalls } from '../helpers/spy.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
+import { libraryPool, useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import {
+  addPoisonedKeyConstraint,
+  closedLoopbackPort,
+  holdAdvisoryLock,
+  installReportGate,
+  POISONED_KEY,
+  recordedBackoff,
+  reportGateKey,
+  spreadJobIds,
+  waitForLockWait,
+  watchUnhandledClientErrors,
+} from '../helpers/faults.js';
+import { captureLogger, recordCalls } from '../helpers/recording.js';
+import {
+  expectedOneOfEachReportRows,
+  insertInventory,
+  installStatusTrail,
+  readJob,
+  readReports,
+  readStatusTrail,
+  stageJob,
+  visibleReportCounts,
+} from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 
 describe('faults', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName();
+  const { database: t, schema, sqs } = useOrcaSchema({ buckets: [BUCKET], sqs: true, emptyTablesBeforeEach: true });
   const applicationName = `orca-faults-${process.pid}`;
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await installStatusTrail(t, schema);
     await installReportGate(t, schema);
     await spreadJobIds(t, schema);
     await addPoisonedKeyConstraint(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   /** The job row as stored, every column, as text to the microsecond. */
@@ -65,7 +64,7 @@ describe('faults', () => {
       // this test holds. The library gets a pool of its own, so a retry gets a new connection.
       const pool = libraryPool(applicationName);
       const unhandledClientErrors = watchUnhandledClientErrors(pool);
-      const queue = sqs.createQueue({ fifo: true });
+      const queue = await sqs.createQueue({ fifo: true });
       const { jobId, keys, input } = await stageJob(t, schema, BUCKET, queue);
       const expected = await expectedOneOfEachReportRows(t, jobId, BUCKET, keys);
       const gate = await holdAdvisoryLock(reportGateKey(jobId));
@@ -115,7 +114,7 @@ describe('faults', () => {
         OrcaStatus.GeneratingReports,
         OrcaStatus.Success,
       ]);
-      expect(queue.messagesLeft()).toBe(0);
+      expect(await queue.messagesLeft()).toBe(0);
       // The lost connection must not surface as an 'error' event nobody handles: outside a test
       // runner that is an uncaught exception, which ends the Lambda process before any retry
       // (leaving the job in 'generating reports').
@@ -130,7 +129,7 @@ describe('faults', () => {
     unreachable.on('error', () => undefined);
     const database = recordCalls(unreachable);
     const client = recordCalls(sqs.sqs);
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const { jobId, input } = await stageJob(t, schema, BUCKET, queue);
     const before = await jobRow(jobId);
     const { waits, retry } = recordedBackoff();
@@ -160,7 +159,7 @@ describe('faults', () => {
       statusUpdateError: expect.stringContaining('ECONNREFUSED'),
     });
     expect(client.calls).toEqual([]);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
     expect(await jobRow(jobId)).toBe(before);
   });
 
@@ -174,7 +173,7 @@ describe('faults', () => {
       maxAttempts: 1,
     });
     const down = recordCalls(downSqs);
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const { jobId, keys, message, input } = await stageJob(t, schema, BUCKET, queue);
     const expected = await expectedOneOfEachReportRows(t, jobId, BUCKET, keys);
     const { waits, retry } = recordedBackoff();
@@ -198,7 +197,7 @@ describe('faults', () => {
     expect(job.status_id).toBe(OrcaStatus.Success);
     expect(job.error_message).toBeNull();
     expect(job.end_time).toBeInstanceOf(Date);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
 
     // Act: SQS redelivers the message (its visibility lapses) to a worker that can reach SQS.
     await queue.makeVisible(message.receiptHandle);
@@ -218,13 +217,13 @@ describe('faults', () => {
     expect(await jobRow(jobId)).toBe(jobBefore);
     expect(await readStatusTrail(t, schema, jobId)).toEqual(trailBefore);
     expect(fieldsOf(lines, 'info reconciliation finished')).toMatchObject({ jobId, regenerated: false });
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('throws the original failure, and logs both, when marking the job error fails too', async () => {
     // Prepare: report generation fails on a real constraint, and the database refuses to set
     // this job to error.
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const { jobId, input } = await stageJob(t, schema, BUCKET, queue);
     await insertInventory(t, schema, { jobId, bucket: BUCKET, keyPath: POISONED_KEY });
     const s = `"${schema}"`;
@@ -265,6 +264,6 @@ CREATE TRIGGER refuse_error_status BEFORE UPDATE ON ${s}.reconcile_job
     // With its status update refused, the job keeps the status the run gave it.
     expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.GeneratingReports);
     expect(await readReports(t, schema, jobId)).toEqual({ phantoms: [], orphans: [], mismatches: [] });
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   InventoryNotLoadedError,
   JobNotFoundError,
@@ -10,40 +10,41 @@ import {
   isRefusal,
   task,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob, readReports } from '../helpers/factories.js';
-import { holdAdvisoryLock, installReportGate, reportGateKey, spreadJobIds, track, waitForLockWaiters } from '../helpers/locks.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { noWait } from '../helpers/retry.js';
-import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
-import { snapshotReconcileTables } from '../helpers/snapshot.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import {
+  holdAdvisoryLock,
+  installReportGate,
+  noWait,
+  reportGateKey,
+  spreadJobIds,
+  track,
+  waitForLockWaiters,
+} from '../helpers/faults.js';
+import {
+  insertJob,
+  installStatusTrail,
+  readJob,
+  readReports,
+  readStatusTrail,
+  seedOneOfEachReport,
+  snapshotReconcileTables,
+} from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';
 
 describe('the checks a run makes before it writes', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName('orca_guards');
+  const { database: t, schema, sqs } = useOrcaSchema({
+    prefix: 'orca_guards',
+    buckets: [BUCKET, OTHER_BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
+  });
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET, OTHER_BUCKET]);
     await installStatusTrail(t, schema);
     await spreadJobIds(t, schema);
     if (usingPostgres) await installReportGate(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   /** Job and report rows that belong to the other bucket, as text: no run on BUCKET may touch them. */
@@ -152,7 +153,7 @@ describe('the checks a run makes before it writes', () => {
     it('through task: changes no row and leaves the message in the queue', async () => {
       // Prepare
       const wrong = await prepare();
-      const queue = sqs.createQueue({ fifo: true });
+      const queue = await sqs.createQueue({ fifo: true });
       const message = await queue.sendAndReceiveJob({ jobId: wrong.jobId, orcaArchiveLocation: wrong.orcaArchiveLocation });
       const before = await snapshotReconcileTables(t, schema);
 
@@ -172,7 +173,7 @@ describe('the checks a run makes before it writes', () => {
       expect(error).toMatchObject(wrong.fields);
       for (const text of wrong.messageMentions) expect((error as Error).message).toContain(text);
       expect(await snapshotReconcileTables(t, schema)).toEqual(before);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     });
 
     it('through generateReports: changes no row', async () => {
@@ -209,7 +210,7 @@ describe('the checks a run makes before it writes', () => {
    * with `expected` and changed no row at all: no status, no report, the message kept.
    */
   const expectRefusedUntouched = async (jobId: number, expected: { error: new (...args: never[]) => Error; fields: Record<string, unknown> }) => {
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
     const before = await snapshotReconcileTables(t, schema);
     const trailBefore = await readStatusTrail(t, schema, jobId);
@@ -230,7 +231,7 @@ describe('the checks a run makes before it writes', () => {
     expect(await snapshotReconcileTables(t, schema)).toEqual(before);
     expect(await readStatusTrail(t, schema, jobId)).toEqual(trailBefore);
     expect(await readReports(t, schema, jobId)).toEqual(noReports);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   };
 
   describe('SupersededJobError: a newer job exists for the bucket', () => {
@@ -294,7 +295,7 @@ describe('the checks a run makes before it writes', () => {
         // Prepare: the report statement stops at the gate, after its rows are written.
         const older = await insertJob(t, schema, BUCKET);
         await seedOneOfEachReport(t, schema, older, BUCKET);
-        const queue = sqs.createQueue({ fifo: true });
+        const queue = await sqs.createQueue({ fifo: true });
         const message = await queue.sendAndReceiveJob({ jobId: older, orcaArchiveLocation: BUCKET });
         const gate = await holdAdvisoryLock(reportGateKey(older));
         try {
@@ -322,7 +323,7 @@ describe('the checks a run makes before it writes', () => {
             OrcaStatus.Error,
           ]);
           expect(await readReports(t, schema, older)).toEqual(noReports);
-          expect(queue.messagesLeft()).toBe(1);
+          expect(await queue.messagesLeft()).toBe(1);
         } finally {
           await gate.release();
         }
@@ -359,7 +360,7 @@ describe('the checks a run makes before it writes', () => {
       it('through task: marks the job error with the message, writes no report and keeps the message', async () => {
         // Prepare
         const { older, jobId, otherJobId } = await stageMixed();
-        const queue = sqs.createQueue({ fifo: true });
+        const queue = await sqs.createQueue({ fifo: true });
         const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
         const olderBefore = await readJob(t, schema, older);
         const otherBefore = await otherBucketRows();
@@ -387,7 +388,7 @@ describe('the checks a run makes before it writes', () => {
         expect(await readJob(t, schema, older)).toEqual(olderBefore);
         expect(await otherBucketRows()).toEqual(otherBefore);
         expect(otherBefore.some((row) => row.includes(`"job_id": ${otherJobId}`))).toBe(true);
-        expect(queue.messagesLeft()).toBe(1);
+        expect(await queue.messagesLeft()).toBe(1);
       });
 
       it('through generateReports: throws and changes no row', async () => {

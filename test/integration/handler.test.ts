@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
   DatabaseError,
@@ -8,44 +8,25 @@ import {
   type DbConnectInfo,
   type HandlerOptions,
 } from '../../src/index.js';
-import { databaseUrlConnectInfo, openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertInventory, readJob } from '../helpers/factories.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { noWait } from '../helpers/retry.js';
-import { POISONED_KEY, addPoisonedKeyConstraint, stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
-import { snapshotJobs } from '../helpers/snapshot.js';
-import { captureLogger, recordCalls } from '../helpers/spy.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
+import { databaseUrlConnectInfo, useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { addPoisonedKeyConstraint, closedLoopbackPort, noWait, POISONED_KEY } from '../helpers/faults.js';
+import { captureLogger, recordCalls } from '../helpers/recording.js';
+import { insertInventory, readJob, snapshotJobs, stageJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 // Set on every connection info below; the test server's trust auth never asks for it.
 const PASSWORD = 'not-a-real-Passw0rd-4711';
 
 describe('createHandler', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName();
+  const { database: t, schema, sqs } = useOrcaSchema({ buckets: [BUCKET], sqs: true, emptyTablesBeforeEach: true });
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await addPoisonedKeyConstraint(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   it('runs a job end to end: returns the counts, marks the job success and deletes the message', async () => {
     // Prepare
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const handler = createHandler({
       database: t.db,
@@ -65,14 +46,14 @@ describe('createHandler', () => {
     expect(job.status_id).toBe(OrcaStatus.Success);
     expect(job.end_time).toBeInstanceOf(Date);
     expect(job.error_message).toBeNull();
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
     // close() leaves alone what it was given.
     await expect(t.query('SELECT 1 AS one')).resolves.toEqual([{ one: 1 }]);
   });
 
   it('marks the job error and keeps the message when report generation fails', async () => {
     // Prepare
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     await insertInventory(t, schema, { jobId, bucket: BUCKET, keyPath: POISONED_KEY });
     const handler = createHandler({ database: t.db, sqs: sqs.sqs, queueUrl: queue.url, env: {}, schema, retry: noWait });
@@ -87,7 +68,7 @@ describe('createHandler', () => {
     expect(job.status_id).toBe(OrcaStatus.Error);
     expect(job.error_message).toBe((error as Error).message);
     expect(job.end_time).toBeInstanceOf(Date);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   describe('rejects a malformed event before any database or queue call', () => {
@@ -113,7 +94,7 @@ describe('createHandler', () => {
 
     it.each(badEvents)('%s', async (_label, event, field) => {
       // Prepare
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const staged = await stageJob(t, schema, BUCKET, queue);
       const database = recordCalls(t.db);
       const client = recordCalls(sqs.sqs);
@@ -142,7 +123,7 @@ describe('createHandler', () => {
       expect(client.calls).toEqual([]);
       expect(await snapshotJobs(t, schema)).toEqual(before);
       expect((await readJob(t, schema, staged.jobId)).status_id).toBe(OrcaStatus.Staged);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     });
   });
 
@@ -202,7 +183,7 @@ describe('createHandler', () => {
   it('names a missing connection-info key without printing the password', async () => {
     // Prepare
     const { logger, lines } = captureLogger();
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const handler = createHandler({
       getDbConnectInfo: async () =>
@@ -224,14 +205,14 @@ describe('createHandler', () => {
     expect(error).toMatchObject({ variable: 'user_database' });
     expect(JSON.stringify({ message: (error as Error).message, lines })).not.toContain(PASSWORD);
     expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Staged);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   it('keeps the password out of errors and log lines when the database cannot be reached', async () => {
     // Prepare: a loopback port nothing listens on.
     const closedPort = await closedLoopbackPort();
     const { logger, lines } = captureLogger();
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const handler = createHandler({
       getDbConnectInfo: async () => ({
@@ -260,7 +241,7 @@ describe('createHandler', () => {
     const everything = JSON.stringify({ message: (error as Error).message, cause: String((error as Error).cause), lines });
     expect(everything).not.toContain(PASSWORD);
     expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Staged);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   it.runIf(usingPostgres)(
@@ -270,7 +251,7 @@ describe('createHandler', () => {
       const applicationName = `orca-reconcile-handler-test-${process.pid}`;
       let connectInfoCalls = 0;
       const { logger, lines } = captureLogger();
-      const queue = sqs.createQueue({ fifo: true });
+      const queue = await sqs.createQueue({ fifo: true });
       const first = await stageJob(t, schema, BUCKET, queue);
       const handler = createHandler({
         getDbConnectInfo: async () => {
@@ -311,7 +292,7 @@ describe('createHandler', () => {
       for (const jobId of [first.jobId, second.jobId]) {
         expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Success);
       }
-      expect(queue.messagesLeft()).toBe(0);
+      expect(await queue.messagesLeft()).toBe(0);
       // The server drops a backend a moment after its client says goodbye.
       const deadline = Date.now() + 5_000;
       while ((await connectionsOfHandler()) > 0 && Date.now() < deadline) {

@@ -1,5 +1,5 @@
 import type { DeleteMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DatabaseError,
   InvalidInputError,
@@ -13,13 +13,11 @@ import {
   type OrcaReconcileError,
   type SqsSender,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { noWait } from '../helpers/retry.js';
-import { seedOneOfEachReport } from '../helpers/scenarios.js';
-import { captureLogger, recordCalls } from '../helpers/spy.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
+import { useOrcaSchema } from '../helpers/database.js';
+import { noWait } from '../helpers/faults.js';
+import { captureLogger, recordCalls } from '../helpers/recording.js';
+import { insertJob, readJob, seedOneOfEachReport } from '../helpers/rows.js';
+import type { TestQueue } from '../helpers/sqs.js';
 
 // A staged job on BUCKET that must never run; a finished job on BUCKET_DONE that valid events
 // may re-run (a re-run of a finished job writes nothing); a job still loading its listing.
@@ -381,11 +379,12 @@ function recordSends(sqs: SqsSender): { sender: SqsSender; inputs: unknown[] } {
 }
 
 describe('hostile and malformed input', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
+  const { database: t, schema, sqs } = useOrcaSchema({
+    prefix: 'orca_hostile',
+    buckets: [BUCKET, BUCKET_DONE, BUCKET_LOADING, ...ODD_BUCKETS],
+    sqs: true,
+  });
   let queue: TestQueue;
-  const schema = uniqueSchemaName('orca_hostile');
   const jobs: Jobs = { staged: 0, done: 0, loading: 0 };
   let before: Record<string, string[]>;
 
@@ -416,10 +415,7 @@ describe('hostile and malformed input', () => {
   };
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET, BUCKET_DONE, BUCKET_LOADING, ...ODD_BUCKETS]);
-    sqs = await startTestSqs();
-    queue = sqs.createQueue();
+    queue = await sqs.createQueue();
 
     jobs.staged = await insertJob(t, schema, BUCKET);
     await seedOneOfEachReport(t, schema, jobs.staged, BUCKET);
@@ -427,7 +423,7 @@ describe('hostile and malformed input', () => {
 
     jobs.done = await insertJob(t, schema, BUCKET_DONE);
     await seedOneOfEachReport(t, schema, jobs.done, BUCKET_DONE);
-    const doneQueue = sqs.createQueue();
+    const doneQueue = await sqs.createQueue();
     const message = await doneQueue.sendAndReceiveJob({ jobId: jobs.done, orcaArchiveLocation: BUCKET_DONE });
     await task(
       { jobId: jobs.done, orcaArchiveLocation: BUCKET_DONE, queueUrl: doneQueue.url, messageReceiptHandle: message.receiptHandle },
@@ -439,11 +435,6 @@ describe('hostile and malformed input', () => {
     before = await snapshotDatabase();
     expect(before['files']).toHaveLength(6);
     expect(before['reconcile_phantom_report']).toHaveLength(1);
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
   });
 
   /** A handler over spies of the test database and the emulator's SQS client. */
@@ -658,7 +649,7 @@ describe('hostile and malformed input', () => {
     expect(files?.files).not.toBeNull();
     expect((await readJob(t, schema, jobs.staged)).status_id).toBe(OrcaStatus.Staged);
     // The staged job's message is still in flight: no delete reached it.
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
     const probe = {} as Record<string, unknown>;
     for (const key of ['jobId', 'orcaArchiveLocation', 'messageReceiptHandle', 'event', 'polluted', 'prototype']) {
       expect(probe[key]).toBeUndefined();
@@ -671,7 +662,7 @@ describe('hostile and malformed input', () => {
       // Prepare
       const jobId = await insertJob(t, schema, bucket);
       const keys = await seedOneOfEachReport(t, schema, jobId, bucket);
-      const ownQueue = sqs.createQueue();
+      const ownQueue = await sqs.createQueue();
       const message = await ownQueue.sendAndReceiveJob({ jobId, orcaArchiveLocation: bucket });
       const handler = createHandler({ database: t.db, sqs: sqs.sqs, queueUrl: ownQueue.url, env: {}, schema, retry: noWait });
 
@@ -686,7 +677,7 @@ describe('hostile and malformed input', () => {
       );
       expect(phantom?.key_path).toBe(keys.phantom);
       expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Success);
-      expect(ownQueue.messagesLeft()).toBe(0);
+      expect(await ownQueue.messagesLeft()).toBe(0);
       expect((await snapshotDatabase())['relations']).toEqual(before['relations']);
     });
   });

@@ -1,25 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidInputError, JobNotFoundError, OrcaStatus, updateJob } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { snapshotJobs } from '../helpers/snapshot.js';
+import { useOrcaSchema } from '../helpers/database.js';
+import { insertJob, readJob, snapshotJobs } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 
 describe('updateJob', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  const schema = uniqueSchemaName();
-
-  beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
-  });
-  afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
-  });
+  const { database: t, schema } = useOrcaSchema({ buckets: [BUCKET] });
 
   const databaseNow = async (): Promise<Date> => {
     const [row] = await t.query<{ now: Date }>('SELECT clock_timestamp() AS now');

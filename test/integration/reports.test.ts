@@ -1,30 +1,13 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DatabaseError, InvalidInputError, generateReports } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
-import { insertFile, insertGranule, insertInventory, insertJob, readReports } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { useOrcaSchema } from '../helpers/database.js';
+import { insertFile, insertGranule, insertInventory, insertJob, readReports } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER = 'prefix-orca-secondary';
 
 describe('generateReports', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  const schema = uniqueSchemaName();
-
-  beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET, OTHER]);
-  });
-  afterAll(async () => {
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await t.exec(`TRUNCATE "${schema}".files, "${schema}".granules, "${schema}".reconcile_s3_object,
-      "${schema}".reconcile_job, "${schema}".reconcile_phantom_report, "${schema}".reconcile_orphan_report,
-      "${schema}".reconcile_catalog_mismatch_report CASCADE`);
-  });
+  const { database: t, schema } = useOrcaSchema({ buckets: [BUCKET, OTHER], emptyTablesBeforeEach: true });
 
   it('writes one phantom, one orphan and each kind of mismatch with the columns the spec names', async () => {
     // Prepare

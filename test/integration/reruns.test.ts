@@ -1,37 +1,33 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { OrcaStatus, generateReports, task } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertInventory, insertJob, readJob, readReports } from '../helpers/factories.js';
-import { holdAdvisoryLock, installPausePoint, newPauseKey, spreadJobIds, track, waitForLockWaiters } from '../helpers/locks.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
+import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { holdAdvisoryLock, installPausePoint, newPauseKey, noWait, spreadJobIds, track, waitForLockWaiters } from '../helpers/faults.js';
 import { runReferenceReports } from '../helpers/reference-reports.js';
-import { noWait } from '../helpers/retry.js';
-import { type SeededKeys, seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
+import {
+  insertInventory,
+  insertJob,
+  installStatusTrail,
+  readJob,
+  readReports,
+  readStatusTrail,
+  type SeededKeys,
+  seedOneOfEachReport,
+} from '../helpers/rows.js';
+import type { TestQueue } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
 
 describe('running a job again', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName('orca_reruns');
+  const { database: t, schema, sqs } = useOrcaSchema({
+    prefix: 'orca_reruns',
+    buckets: [BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
+  });
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await installStatusTrail(t, schema);
     await spreadJobIds(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   const runTask = (jobId: number, queue: TestQueue, receiptHandle: string) =>
@@ -75,7 +71,7 @@ describe('running a job again', () => {
     // again with a new receipt handle, and the first run's delete (old handle) removes nothing.
     const jobId = await insertJob(t, schema, BUCKET);
     await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const firstDelivery = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
     await queue.makeVisible(firstDelivery.receiptHandle);
     const secondDelivery = await queue.receive();
@@ -85,7 +81,7 @@ describe('running a job again', () => {
     const reportsAfterFirst = await readReports(t, schema, jobId);
     const jobAfterFirst = await readJob(t, schema, jobId);
     const trailAfterFirst = await readStatusTrail(t, schema, jobId);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
 
     // Act
     const secondOutput = await runTask(jobId, queue, secondDelivery!.receiptHandle);
@@ -102,7 +98,7 @@ describe('running a job again', () => {
     expect(job.end_time).toBeInstanceOf(Date);
     expect(trailAfterFirst.map((entry) => entry.status_id)).toEqual([OrcaStatus.GeneratingReports, OrcaStatus.Success]);
     expect(await readStatusTrail(t, schema, jobId)).toEqual(trailAfterFirst);
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('a job in error with reports of an earlier run gets exactly the new set of reports', async () => {
@@ -121,7 +117,7 @@ describe('running a job again', () => {
     await setStatus(jobId, OrcaStatus.Error, 'earlier failure', '2026-01-01T02:00:00Z');
     const old = await readReports(t, schema, jobId);
     expect([old.phantoms.length, old.orphans.length, old.mismatches.length]).toEqual([2, 1, 1]);
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
 
     // Act
@@ -144,7 +140,7 @@ describe('running a job again', () => {
       OrcaStatus.GeneratingReports,
       OrcaStatus.Success,
     ]);
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('a job left in generating reports by a crashed run completes on the next delivery', async () => {
@@ -155,7 +151,7 @@ describe('running a job again', () => {
       `UPDATE "${schema}".reconcile_job SET status_id = $2, last_update = '2026-01-01T01:05:00Z', end_time = NULL WHERE id = $1`,
       [jobId, OrcaStatus.GeneratingReports],
     );
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
 
     // Act
@@ -177,7 +173,7 @@ describe('running a job again', () => {
       OrcaStatus.GeneratingReports,
       OrcaStatus.Success,
     ]);
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('generateReports called twice leaves exactly one set of reports and the job status alone', async () => {
@@ -212,7 +208,7 @@ describe('running a job again', () => {
       await changeListing(jobId, keys);
       await setStatus(jobId, OrcaStatus.Error, 'earlier failure', '2026-01-01T02:00:00Z');
       const old = await readReports(t, schema, jobId);
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
       // Two points inside the replacing transaction: after it deleted the old rows (the mismatch
       // report is the last it clears), and after it wrote the new ones and marked the job success.
@@ -272,7 +268,7 @@ describe('running a job again', () => {
         mismatches: fresh.mismatches.length,
       });
       expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Success);
-      expect(queue.messagesLeft()).toBe(0);
+      expect(await queue.messagesLeft()).toBe(0);
     },
   );
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import {
   ConfigurationError,
   DatabaseError,
@@ -9,15 +9,10 @@ import {
   type DbConnectInfo,
   type SqsSender,
 } from '../../src/index.js';
-import { databaseUrlConnectInfo, openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { insertJob, readJob } from '../helpers/factories.js';
-import { captureRawLogger, ownPropertyJson, secretPaths, whereSecretShows, type RawLogLine } from '../helpers/leak-scan.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { seedOneOfEachReport } from '../helpers/scenarios.js';
-import { recordCalls } from '../helpers/spy.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
+import { databaseUrlConnectInfo, useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { closedLoopbackPort, recordedBackoff } from '../helpers/faults.js';
+import { captureLogger, type LogCall, ownPropertyJson, recordCalls, secretPaths, whereSecretShows } from '../helpers/recording.js';
+import { insertJob, readJob, seedOneOfEachReport } from '../helpers/rows.js';
 
 // Random per run, so a match can only come from this run's connection info.
 const PASSWORD = `S3cret-Pa55word-${randomBytes(12).toString('hex')}`;
@@ -38,7 +33,7 @@ const omit = (info: Record<string, unknown>, key: string): Record<string, unknow
   Object.fromEntries(Object.entries(info).filter(([name]) => name !== key));
 
 /** Every place a secret shows in the captured log lines, as "line n: where". */
-const secretInLines = (lines: RawLogLine[], secret: string): string[] =>
+const secretInLines = (lines: LogCall[], secret: string): string[] =>
   lines.flatMap((line, index) => whereSecretShows(line, secret).map((where) => `line ${index} (${line.message}): ${where}`));
 
 describe('secrets', () => {
@@ -82,7 +77,7 @@ describe('secrets', () => {
   it('keeps the password out of log lines and out of every part of the error when the database is unreachable', async () => {
     // Prepare
     const port = await closedLoopbackPort();
-    const { logger, lines } = captureRawLogger();
+    const { logger, calls: lines } = captureLogger();
     const { waits, retry } = recordedBackoff();
     const sqs = unusedSqs();
     const handler = createHandler({
@@ -162,7 +157,7 @@ describe('secrets', () => {
     it.each(cases)('%s', async (_label, spoil, variable) => {
       // Prepare
       const info = spoil(complete(await closedLoopbackPort()));
-      const { logger, lines } = captureRawLogger();
+      const { logger, calls: lines } = captureLogger();
       const sqs = unusedSqs();
       const handler = createHandler({
         getDbConnectInfo: async () => info as DbConnectInfo,
@@ -193,22 +188,11 @@ describe('secrets', () => {
   });
 
   describe('against the real server', () => {
-    let t: TestDatabase;
-    let dropSchema: (() => Promise<void>) | undefined;
-    let sqs: TestSqs;
-    const schema = uniqueSchemaName('orca_secrets');
-
-    beforeAll(async () => {
-      if (!usingPostgres) return;
-      t = await openTestDatabase();
-      dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
-      sqs = await startTestSqs();
-    });
-    afterAll(async () => {
-      if (!usingPostgres) return;
-      await sqs?.close();
-      await dropSchema?.();
-      await t?.close();
+    const { database: t, schema, sqs } = useOrcaSchema({
+      prefix: 'orca_secrets',
+      buckets: [BUCKET],
+      sqs: true,
+      serverOnly: true,
     });
 
     it.runIf(usingPostgres)(
@@ -226,9 +210,9 @@ describe('secrets', () => {
         }
         const jobId = await insertJob(t, schema, BUCKET);
         await seedOneOfEachReport(t, schema, jobId, BUCKET);
-        const queue = sqs.createQueue({ fifo: true });
+        const queue = await sqs.createQueue({ fifo: true });
         const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
-        const { logger, lines } = captureRawLogger();
+        const { logger, calls: lines } = captureLogger();
         const handler = createHandler({
           getDbConnectInfo: async () => databaseUrlConnectInfo(PASSWORD),
           poolConfig: { Client: RecordingClient },
@@ -248,7 +232,7 @@ describe('secrets', () => {
         // Assess
         expect(output).toEqual({ jobId, phantoms: 1, orphans: 1, mismatches: 1 });
         expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Success);
-        expect(queue.messagesLeft()).toBe(0);
+        expect(await queue.messagesLeft()).toBe(0);
         expect(lines.map((line) => line.message)).toEqual(
           expect.arrayContaining(['database pool created', 'reconciliation started', 'reconciliation finished']),
         );
@@ -273,7 +257,7 @@ describe('secrets', () => {
     it.runIf(usingPostgres)('keeps the password out of a server-side login failure', async () => {
       // Prepare: trust auth still refuses a role that does not exist.
       const role = `no_such_role_${randomBytes(6).toString('hex')}`;
-      const { logger, lines } = captureRawLogger();
+      const { logger, calls: lines } = captureLogger();
       const { waits, retry } = recordedBackoff();
       const sqs = unusedSqs();
       const handler = createHandler({

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DatabaseError,
   InvalidInputError,
@@ -8,37 +8,19 @@ import {
   task,
   type TaskInput,
 } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
-import { insertJob, insertInventory, readJob, readReports } from '../helpers/factories.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { POISONED_KEY, addPoisonedKeyConstraint, seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
-import { recordCalls } from '../helpers/spy.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
+import { useOrcaSchema } from '../helpers/database.js';
+import { addPoisonedKeyConstraint, POISONED_KEY, recordedBackoff } from '../helpers/faults.js';
+import { recordCalls } from '../helpers/recording.js';
+import { insertInventory, insertJob, installStatusTrail, readJob, readReports, readStatusTrail, seedOneOfEachReport } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 
 describe('task', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
-  const schema = uniqueSchemaName();
+  const { database: t, schema, sqs } = useOrcaSchema({ buckets: [BUCKET], sqs: true, emptyTablesBeforeEach: true });
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await installStatusTrail(t, schema);
     await addPoisonedKeyConstraint(t, schema);
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
   });
 
   const databaseNow = async (): Promise<number> => {
@@ -63,7 +45,7 @@ describe('task', () => {
     // Prepare
     const jobId = await insertJob(t, schema, BUCKET);
     const keys = await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
     const before = await databaseNow();
 
@@ -93,7 +75,7 @@ describe('task', () => {
       { status_id: OrcaStatus.GeneratingReports, end_time: null, error_message: null },
       { status_id: OrcaStatus.Success, end_time: job.end_time, error_message: null },
     ]);
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('re-runs a job that failed before: its end time and error are cleared when reports start', async () => {
@@ -104,7 +86,7 @@ describe('task', () => {
       [jobId],
     );
     await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
 
     // Act
@@ -122,7 +104,7 @@ describe('task', () => {
       [OrcaStatus.Success, expect.any(Date), null],
     ]);
     expect((await readJob(t, schema, jobId)).error_message).toBeNull();
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
   });
 
   it('marks the job error with the failure’s message, re-throws it and leaves the message for redelivery', async () => {
@@ -130,7 +112,7 @@ describe('task', () => {
     const jobId = await insertJob(t, schema, BUCKET);
     await seedOneOfEachReport(t, schema, jobId, BUCKET);
     await insertInventory(t, schema, { jobId, bucket: BUCKET, keyPath: POISONED_KEY });
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
     const { waits, retry } = recordedBackoff();
     const before = await databaseNow();
@@ -162,7 +144,7 @@ describe('task', () => {
     ]);
     expect(await readReports(t, schema, jobId)).toEqual({ phantoms: [], orphans: [], mismatches: [] });
 
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
     await queue.makeVisible(message.receiptHandle);
     const redelivered = await queue.receive();
     expect(redelivered).toMatchObject({ messageId: message.messageId, body: { jobId }, receiveCount: 2 });
@@ -173,7 +155,7 @@ describe('task', () => {
     const existing = await insertJob(t, schema, BUCKET);
     await seedOneOfEachReport(t, schema, existing, BUCKET);
     const missing = existing + 1000;
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const message = await queue.sendAndReceiveJob({ jobId: missing, orcaArchiveLocation: BUCKET });
     const before = await snapshot();
 
@@ -187,14 +169,14 @@ describe('task', () => {
     await expect(failure).rejects.toBeInstanceOf(JobNotFoundError);
     await expect(failure).rejects.toMatchObject({ code: 'JOB_NOT_FOUND', jobId: missing });
     expect(await snapshot()).toEqual(before);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   it('throws QueueError after every delete retry fails, with the reports committed and the job success', async () => {
     // Prepare: a well-formed URL of a queue the endpoint does not have.
     const jobId = await insertJob(t, schema, BUCKET);
     await seedOneOfEachReport(t, schema, jobId, BUCKET);
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
     const missingQueueUrl = queue.url.replace(queue.name, 'orca-no-such-queue.fifo');
     const { waits, retry } = recordedBackoff();
@@ -216,7 +198,7 @@ describe('task', () => {
     expect(job.status_id).toBe(OrcaStatus.Success);
     expect(job.error_message).toBeNull();
     expect(job.end_time).toBeInstanceOf(Date);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   describe('rejects bad input before any database or queue call', () => {
@@ -237,7 +219,7 @@ describe('task', () => {
       // Prepare
       const jobId = await insertJob(t, schema, BUCKET);
       await seedOneOfEachReport(t, schema, jobId, BUCKET);
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
       const database = recordCalls(t.db);
       const client = recordCalls(sqs.sqs);
@@ -260,13 +242,13 @@ describe('task', () => {
       expect(database.calls).toEqual([]);
       expect(client.calls).toEqual([]);
       expect(await snapshot()).toEqual(before);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     });
 
     it('a schema name that is not a PostgreSQL identifier', async () => {
       // Prepare
       const jobId = await insertJob(t, schema, BUCKET);
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const message = await queue.sendAndReceiveJob({ jobId, orcaArchiveLocation: BUCKET });
       const database = recordCalls(t.db);
       const before = await snapshot();
@@ -281,7 +263,7 @@ describe('task', () => {
       await expect(failure).rejects.toMatchObject({ name: 'InvalidInputError', field: 'schema' });
       expect(database.calls).toEqual([]);
       expect(await snapshot()).toEqual(before);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     });
   });
 });

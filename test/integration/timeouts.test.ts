@@ -1,27 +1,23 @@
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseError, OrcaStatus, TimeoutError, createHandler, type HandlerOptions } from '../../src/index.js';
-import { openTestDatabase, uniqueSchemaName, usingPostgres, type TestDatabase } from '../helpers/database.js';
-import { readJob, readReports } from '../helpers/factories.js';
-import { libraryPool } from '../helpers/faults.js';
+import { libraryPool, useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import {
+  closedLoopbackPort,
   holdAdvisoryLock,
   installPausePoint,
   installReportGate,
   jobLockKey,
   newPauseKey,
+  recordedBackoff,
   reportGateKey,
   spreadJobIds,
   track,
   waitForLockWaiters,
-} from '../helpers/locks.js';
-import { closedLoopbackPort } from '../helpers/network.js';
-import { createOrcaSchema } from '../helpers/orca-schema.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { stageJob, truncateReconcileTables } from '../helpers/scenarios.js';
-import { captureLogger, recordCalls } from '../helpers/spy.js';
-import { startTestSqs, type TestQueue, type TestSqs } from '../helpers/sqs.js';
-import { installStatusTrail, readStatusTrail } from '../helpers/status-trail.js';
+} from '../helpers/faults.js';
+import { captureLogger, recordCalls } from '../helpers/recording.js';
+import { installStatusTrail, readJob, readReports, readStatusTrail, stageJob } from '../helpers/rows.js';
+import type { TestQueue } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
 // Small enough to keep the tests short, and still above the 5 s the failure record may take
@@ -43,30 +39,19 @@ function lambdaContext(remainingMs: number) {
 // PGlite accepts statement_timeout and lock_timeout but never enforces them (one single-user
 // backend, no timer interrupts), and its advisory locks cannot be held by a second session.
 describe('timeouts', () => {
-  let t: TestDatabase;
-  let dropSchema: () => Promise<void>;
-  let sqs: TestSqs;
+  const { database: t, schema, sqs, addPool } = useOrcaSchema({
+    buckets: [BUCKET],
+    sqs: true,
+    emptyTablesBeforeEach: true,
+  });
   let library: pg.Pool | undefined;
-  const schema = uniqueSchemaName();
   const applicationName = `orca-timeouts-${process.pid}`;
 
   beforeAll(async () => {
-    t = await openTestDatabase();
-    dropSchema = await createOrcaSchema(t, schema, [BUCKET]);
     await installStatusTrail(t, schema);
     await installReportGate(t, schema);
     await spreadJobIds(t, schema);
-    sqs = await startTestSqs();
-    if (usingPostgres) library = libraryPool(applicationName);
-  });
-  afterAll(async () => {
-    await library?.end();
-    await sqs?.close();
-    await dropSchema?.();
-    await t?.close();
-  });
-  beforeEach(async () => {
-    await truncateReconcileTables(t, schema);
+    if (usingPostgres) library = addPool(libraryPool(applicationName));
   });
 
   const handlerFor = (queue: TestQueue, database: HandlerOptions['database']) => {
@@ -89,7 +74,7 @@ describe('timeouts', () => {
     'cuts off a report transaction blocked past the deadline and marks the job error before the invocation ends',
     async () => {
       // Prepare: the report statement will wait, inside its transaction, for a lock this test holds.
-      const queue = sqs.createQueue({ fifo: true });
+      const queue = await sqs.createQueue({ fifo: true });
       const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
       const gate = await holdAdvisoryLock(reportGateKey(jobId));
       const { handler, lines, waits } = handlerFor(queue, library!);
@@ -131,7 +116,7 @@ describe('timeouts', () => {
       ]);
       expect(await readReports(t, schema, jobId)).toEqual({ phantoms: [], orphans: [], mismatches: [] });
       expect(lines.some((line) => line.startsWith('error reconciliation failed') && line.includes(timeout.message))).toBe(true);
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     },
   );
 
@@ -139,7 +124,7 @@ describe('timeouts', () => {
     'cuts off the wait for a job lock another session holds, and marks the job error without waiting for that lock',
     async () => {
       // Prepare: another session holds the job's lock for the whole invocation.
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
       const holder = await holdAdvisoryLock(jobLockKey(schema, jobId));
       const { handler, lines } = handlerFor(queue, library!);
@@ -176,7 +161,7 @@ describe('timeouts', () => {
         { status_id: OrcaStatus.Error, end_time: job.end_time, error_message: timeout.message },
       ]);
       expect(lines.join('\n')).not.toContain('could not mark the job as error');
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     },
   );
 
@@ -185,7 +170,7 @@ describe('timeouts', () => {
     async () => {
       // Prepare: step 1 stops after marking the job 'generating reports', holding the job lock;
       // another session queues for that lock and gets it as step 1 commits, before step 2.
-      const queue = sqs.createQueue();
+      const queue = await sqs.createQueue();
       const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
       const pause = newPauseKey();
       const dropPause = await installPausePoint(
@@ -229,13 +214,13 @@ describe('timeouts', () => {
         OrcaStatus.Error,
       ]);
       expect(lines.join('\n')).not.toContain('could not mark the job as error');
-      expect(queue.messagesLeft()).toBe(1);
+      expect(await queue.messagesLeft()).toBe(1);
     },
   );
 
   it('gives up at once when the deadline has already passed as the handler starts, and marks the job error', async () => {
     // Prepare: the invocation has less time left than the margin, so the deadline is 1 s ago.
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const { handler, waits } = handlerFor(queue, t.db);
     const { endsAt, context } = lambdaContext(MARGIN_MS - 1_000);
@@ -263,7 +248,7 @@ describe('timeouts', () => {
       { status_id: OrcaStatus.Error, end_time: job.end_time, error_message: timeout.message },
     ]);
     expect(await readReports(t, schema, jobId)).toEqual({ phantoms: [], orphans: [], mismatches: [] });
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   it('stops retrying a refused connection when the next backoff would end past the deadline', async () => {
@@ -273,7 +258,7 @@ describe('timeouts', () => {
     const unreachable = new pg.Pool({ host: '127.0.0.1', port, user: 'postgres', database: 'test' });
     unreachable.on('error', () => undefined);
     const database = recordCalls(unreachable);
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const { jobId, event } = await stageJob(t, schema, BUCKET, queue);
     const waits: number[] = [];
     let slept = 0;
@@ -319,6 +304,6 @@ describe('timeouts', () => {
     expect(database.calls.filter((call) => call === 'connect')).toHaveLength(6);
     expect(lines.some((line) => line.startsWith('error could not mark the job as error'))).toBe(true);
     expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.Staged);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 });

@@ -1,9 +1,9 @@
 import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidInputError, QueueError, removeJobFromQueue, type SqsSender } from '../../src/index.js';
-import { recordedBackoff } from '../helpers/retry.js';
-import { recordCalls } from '../helpers/spy.js';
-import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
+import { recordedBackoff } from '../helpers/faults.js';
+import { recordCalls } from '../helpers/recording.js';
+import { useTestSqs } from '../helpers/sqs.js';
 
 const QUEUE_URL = 'http://127.0.0.1:9/000000000000/orca-internal-report.fifo';
 
@@ -30,13 +30,16 @@ function flakySqs(failures: number): SqsSender & { commands: DeleteMessageComman
 }
 
 describe('removeJobFromQueue', () => {
-  let sqs: TestSqs;
+  const sqs = useTestSqs();
 
-  beforeAll(async () => {
-    sqs = await startTestSqs();
-  });
-  afterAll(async () => {
-    await sqs?.close();
+  it('talks to an emulator that listens on 127.0.0.1 only', async () => {
+    // Act
+    const clientEndpoint = await sqs.sqs.config.endpoint?.();
+
+    // Assess: the socket the emulator bound, and where the client sends.
+    expect(sqs.address).toMatchObject({ address: '127.0.0.1', family: 'IPv4' });
+    expect(sqs.endpoint).toBe(`http://127.0.0.1:${sqs.address.port}`);
+    expect(clientEndpoint).toMatchObject({ hostname: '127.0.0.1', port: sqs.address.port });
   });
 
   it.each([
@@ -44,33 +47,32 @@ describe('removeJobFromQueue', () => {
     ['a standard queue', false],
   ])('deletes a received message from %s', async (_label, fifo) => {
     // Prepare
-    const queue = sqs.createQueue({ fifo });
+    const queue = await sqs.createQueue({ fifo });
     const message = await queue.sendAndReceiveJob({ jobId: 7, orcaArchiveLocation: 'prefix-orca-primary' });
     const client = recordCalls(sqs.sqs);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
 
     // Act
     await removeJobFromQueue(client.spy, { queueUrl: queue.url, receiptHandle: message.receiptHandle });
 
     // Assess
-    expect(queue.messagesLeft()).toBe(0);
+    expect(await queue.messagesLeft()).toBe(0);
     expect(client.calls).toEqual(['send']);
   });
 
   it('leaves other messages of the queue alone', async () => {
     // Prepare
-    const queue = sqs.createQueue({ fifo: true });
+    const queue = await sqs.createQueue({ fifo: true });
     const first = await queue.sendAndReceiveJob({ jobId: 1, orcaArchiveLocation: 'prefix-orca-primary' });
-    await queue.sendAndReceiveJob({ jobId: 2, orcaArchiveLocation: 'prefix-orca-primary' });
+    const second = await queue.sendAndReceiveJob({ jobId: 2, orcaArchiveLocation: 'prefix-orca-primary' });
 
     // Act
     await removeJobFromQueue(sqs.sqs, { queueUrl: queue.url, receiptHandle: first.receiptHandle });
 
-    // Assess
-    const state = sqs.server.inspectQueue(queue.name)!;
-    expect(state.messages.inflight.map((entry) => JSON.parse(entry.message.body) as unknown)).toEqual([
-      { jobId: 2, orcaArchiveLocation: 'prefix-orca-primary' },
-    ]);
+    // Assess: one message is left, still in flight, and it is job 2's.
+    expect(await queue.messageCounts()).toEqual({ ready: 0, inFlight: 1, delayed: 0 });
+    await queue.makeVisible(second.receiptHandle);
+    expect((await queue.receive())?.body).toEqual({ jobId: 2, orcaArchiveLocation: 'prefix-orca-primary' });
   });
 
   it('retries a throttled delete (client double: injected fault)', async () => {
@@ -119,7 +121,7 @@ describe('removeJobFromQueue', () => {
 
   it('throws QueueError from a real endpoint when the queue does not exist', async () => {
     // Prepare
-    const queue = sqs.createQueue();
+    const queue = await sqs.createQueue();
     const message = await queue.sendAndReceiveJob({ jobId: 3, orcaArchiveLocation: 'prefix-orca-primary' });
     const missingQueueUrl = queue.url.replace(queue.name, 'orca-no-such-queue');
     const client = recordCalls(sqs.sqs);
@@ -137,7 +139,7 @@ describe('removeJobFromQueue', () => {
     expect(error).toMatchObject({ queueUrl: missingQueueUrl, cause: { name: 'QueueDoesNotExist' } });
     expect(client.calls).toEqual(['send', 'send', 'send', 'send']);
     expect(waits).toEqual([1500, 2500, 4500]);
-    expect(queue.messagesLeft()).toBe(1);
+    expect(await queue.messagesLeft()).toBe(1);
   });
 
   it.each([

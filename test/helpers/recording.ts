@@ -1,4 +1,55 @@
+/**
+ * Watching the code under test without replacing it: a recorder of the method calls made on a
+ * real object, a logger that keeps what it is given, and a scan for a secret in every rendering
+ * and property of a value (errors, log fields).
+ */
 import { inspect } from 'node:util';
+
+/**
+ * Wraps a real object (a database, an SQS client) so that every method call is recorded by name
+ * and then forwarded to the object itself. Not a double: the real object does all the work.
+ */
+export function recordCalls<T extends object>(target: T): { spy: T; calls: string[] } {
+  const calls: string[] = [];
+  const spy = new Proxy(target, {
+    get(object, property) {
+      // Read with the real object as receiver, and call with it as `this`: PGlite keeps
+      // private fields that a proxy as `this` could not reach.
+      const value: unknown = Reflect.get(object, property, object);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(property));
+        return (value as (...a: unknown[]) => unknown).apply(object, args);
+      };
+    },
+  });
+  return { spy, calls };
+}
+
+/** One log call as the library made it, fields kept as objects (not flattened to JSON). */
+export interface LogCall {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+  fields: Record<string, unknown> | undefined;
+}
+
+/**
+ * A logger of every level, debug included, that keeps each call twice: as it was made
+ * (`calls`), and as one line of text, `level message {fields as JSON}` (`lines`).
+ */
+export function captureLogger(): {
+  logger: Record<LogCall['level'], (message: string, fields?: Record<string, unknown>) => void>;
+  calls: LogCall[];
+  lines: string[];
+} {
+  const calls: LogCall[] = [];
+  const lines: string[] = [];
+  const write = (level: LogCall['level']) => (message: string, fields?: Record<string, unknown>) => {
+    calls.push({ level, message, fields });
+    lines.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`);
+  };
+  return { logger: { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') }, calls, lines };
+}
 
 /**
  * Paths (like `$.cause.errors.0.message`) of every place under `root` where `secret` appears:
@@ -76,7 +127,7 @@ export function ownPropertyJson(value: unknown): string {
 }
 
 /** Every rendering of `value` a log pipeline or an error reporter might produce. */
-export function renderings(value: unknown): Record<string, string> {
+function renderings(value: unknown): Record<string, string> {
   const renderings: Record<string, string> = {
     inspect: inspect(value, { depth: 10, showHidden: true, maxStringLength: null, maxArrayLength: null }),
     ownPropertyJson: ownPropertyJson(value) ?? '',
@@ -97,21 +148,3 @@ export function whereSecretShows(value: unknown, secret: string): string[] {
   return [...inRenderings, ...secretPaths(value, secret)];
 }
 
-/** One log call as the library made it, fields kept as objects (not flattened to JSON). */
-export interface RawLogLine {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  message: string;
-  fields: Record<string, unknown> | undefined;
-}
-
-/** A logger of every level, debug included, that keeps each call as it was made. */
-export function captureRawLogger(): {
-  logger: Record<RawLogLine['level'], (message: string, fields?: Record<string, unknown>) => void>;
-  lines: RawLogLine[];
-} {
-  const lines: RawLogLine[] = [];
-  const write = (level: RawLogLine['level']) => (message: string, fields?: Record<string, unknown>) => {
-    lines.push({ level, message, fields });
-  };
-  return { logger: { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') }, lines };
-}
