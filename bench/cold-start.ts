@@ -16,7 +16,7 @@ function measure(format: 'esm' | 'cjs'): number[] {
   const load =
     format === 'esm'
       ? `const m = await import(${JSON.stringify(`${dist}index.js`)});`
-      : `const m = require(${JSON.stringify(`${dist}index.cjs`)});`;
+      : `const m = require(${JSON.stringify(`${dist}index.js`)});`;
   const script = `const t0 = performance.now(); ${load}
 const handler = m.createHandler({ env: { AWS_REGION: 'us-east-1', INTERNAL_REPORT_QUEUE_URL: 'q', DB_CONNECT_INFO_SECRET_ARN: 's' } });
 if (typeof handler !== 'function') throw new Error('no handler');
