@@ -1,11 +1,17 @@
-// Type-checks every TypeScript sample (```ts blocks) in README.md and docs/*.md, each as a module
-// of its own, with the project's compiler options and `orca-reconcile` mapped to src/index.ts, so
-// a sample that stops compiling fails `npm run check`. Errors are reported at the sample's line
-// in the Markdown file.
+// Checks README.md and docs/*.md:
+//
+// - every TypeScript sample (```ts blocks) type-checks, each as a module of its own, with the
+//   project's compiler options and `orca-reconcile` mapped to src/index.ts; errors are reported at
+//   the sample's line in the Markdown file;
+// - README.md links to files of this repository absolutely (the npm registry shows the README
+//   without the repository around it, so a relative link would not resolve there), to files that
+//   exist, and to headings that exist; relative links in docs/*.md point at files and headings
+//   that exist.
 //
 //   npm run check:docs
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
@@ -43,9 +49,64 @@ function samplesOf(markdown: string, text: string): Sample[] {
   return samples;
 }
 
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+function slug(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+}
+
+async function anchorsOf(file: string): Promise<Set<string>> {
+  const text = (await readFile(file, 'utf8')).replace(/^```[\s\S]*?^```/gm, '');
+  return new Set([...text.matchAll(/^#{1,6}\s+(.+)$/gm)].map((match) => slug(match[1]!.replace(/`/g, ''))));
+}
+
+/** Problems with the links of one Markdown file. */
+async function checkLinks(markdown: string, text: string, repositoryBlob: string): Promise<string[]> {
+  const problems: string[] = [];
+  const prose = text.replace(/^```[\s\S]*?^```/gm, (block) => block.replace(/[^\n]/g, ' '));
+  for (const match of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+    const target = match[1]!;
+    const line = prose.slice(0, match.index).split('\n').length;
+    const where = `${markdown}:${line}`;
+    let path: string;
+    if (target.startsWith(repositoryBlob)) {
+      path = target.slice(repositoryBlob.length);
+    } else if (/^[a-z]+:/i.test(target) || target.startsWith('#')) {
+      continue;
+    } else if (markdown === 'README.md') {
+      problems.push(`${where}: relative link ${target}: the npm registry page cannot resolve it; link ${repositoryBlob}${target}`);
+      continue;
+    } else {
+      path = relative(ROOT, join(ROOT, dirname(markdown), target));
+    }
+    const [file = '', anchor] = path.split('#');
+    if (!existsSync(join(ROOT, file))) {
+      problems.push(`${where}: ${target}: ${file} does not exist`);
+    } else if (anchor !== undefined && file.endsWith('.md') && !(await anchorsOf(join(ROOT, file))).has(anchor)) {
+      problems.push(`${where}: ${target}: ${file} has no heading #${anchor}`);
+    }
+  }
+  return problems;
+}
+
 async function main(): Promise<void> {
   const samples: Sample[] = [];
-  for (const markdown of await markdownFiles()) samples.push(...samplesOf(markdown, await readFile(join(ROOT, markdown), 'utf8')));
+  const linkProblems: string[] = [];
+  const { repository } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { repository: { url: string } };
+  const repositoryBlob = `${repository.url.replace(/^git\+/, '').replace(/\.git$/, '')}/blob/main/`;
+  for (const markdown of await markdownFiles()) {
+    const text = await readFile(join(ROOT, markdown), 'utf8');
+    samples.push(...samplesOf(markdown, text));
+    linkProblems.push(...(await checkLinks(markdown, text, repositoryBlob)));
+  }
+  if (linkProblems.length > 0) {
+    console.error(linkProblems.join('\n'));
+    console.error(`check-docs: ${linkProblems.length} broken or relative link(s)`);
+    process.exitCode = 1;
+  }
 
   const configFile = ts.readConfigFile(join(ROOT, 'tsconfig.json'), (path) => ts.sys.readFile(path));
   if (configFile.error) throw new Error(ts.flattenDiagnosticMessageText(configFile.error.messageText, '\n'));
@@ -88,10 +149,11 @@ async function main(): Promise<void> {
       process.exitCode = 1;
       return;
     }
+    if (process.exitCode) return;
     const perFile = new Map<string, number>();
     for (const sample of samples) perFile.set(sample.markdown, (perFile.get(sample.markdown) ?? 0) + 1);
     console.log(
-      `check-docs: ${samples.length} TypeScript samples compile (${[...perFile].map(([file, count]) => `${file} ${count}`).join(', ')})`,
+      `check-docs: ${samples.length} TypeScript samples compile (${[...perFile].map(([file, count]) => `${file} ${count}`).join(', ')}); links resolve`,
     );
   } finally {
     await rm(work, { recursive: true, force: true });
