@@ -1,12 +1,12 @@
-// Checks README.md and docs/*.md:
+// Checks README.md, docs/*.md and examples/deploy/README.md:
 //
 // - every TypeScript sample (```ts blocks) type-checks, each as a module of its own, with the
 //   project's compiler options and `orca-reconcile` mapped to src/index.ts; errors are reported at
 //   the sample's line in the Markdown file;
 // - README.md links to files of this repository absolutely (the npm registry shows the README
 //   without the repository around it, so a relative link would not resolve there), to files that
-//   exist, and to headings that exist; relative links in docs/*.md point at files and headings
-//   that exist.
+//   exist, and to headings that exist; relative links in the other files point at files and
+//   headings that exist.
 //
 //   npm run check:docs
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -26,7 +26,7 @@ interface Sample {
 
 async function markdownFiles(): Promise<string[]> {
   const docs = (await readdir(join(ROOT, 'docs'))).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`);
-  return ['README.md', ...docs.sort()];
+  return ['README.md', ...docs.sort(), 'examples/deploy/README.md'];
 }
 
 function samplesOf(markdown: string, text: string): Sample[] {
