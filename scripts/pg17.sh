@@ -107,7 +107,10 @@ start() {
   chmod 700 "$data"
   [ "$(id -u)" = 0 ] && chown "$PG17_OS_USER" "$data"
   # The server runs as another user: it must be able to reach the data directory.
-  as_server_user test -w "$data" || fail "user $PG17_OS_USER cannot write to $data: set TMPDIR to a directory it can reach"
+  as_server_user test -w "$data" || {
+    rm -rf "$data"
+    fail "user $PG17_OS_USER cannot write to $data: set TMPDIR to a directory it can reach"
+  }
   as_server_user "$native/bin/initdb" --pgdata="$data/db" --username=postgres --auth=trust \
     --encoding=UTF8 --locale=C --no-sync >"$data/initdb.log" 2>&1 || {
     local log
@@ -118,6 +121,7 @@ $log"
   }
   for candidate in $ports; do
     port_in_use "$candidate" && continue
+    rm -f "$data/server.log"
     # Listen on 127.0.0.1 only; the Unix socket goes into the data directory, not /var/run.
     if as_server_user "$native/bin/pg_ctl" --pgdata="$data/db" --log="$data/server.log" --wait --timeout=60 \
       -o "-c listen_addresses=127.0.0.1 -p $candidate -k $data/db -c fsync=off" start >/dev/null 2>&1; then
