@@ -44,7 +44,7 @@ const lines = [
   '',
   `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench:cold-start\` on ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}.`,
   '',
-  `- import + \`createHandler\`, median of ${processes} fresh processes: ESM ${range(esm)}; CommonJS ${range(cjs)}`,
+  `- import + \`createHandler\`, median of ${processes} fresh processes: \`import\` ${range(esm)}; \`require\` ${range(cjs)}`,
   `- \`dist/\`: ${kB(total)} kB in ${files.length} files; the library entry without the command line: ${kB(library)} kB`,
   ...files.map((file) => `  - \`${file.name}\` ${kB(file.bytes)} kB`),
 ];
