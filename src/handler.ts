@@ -1,5 +1,5 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
-import pg from 'pg';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type pg from 'pg';
 import { ConfigurationError, InvalidInputError, messageOf } from './errors.js';
 import type { Database } from './database.js';
 import type { SqsSender } from './queue.js';
@@ -209,7 +209,7 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   const logger = options.logger ?? silentLogger;
   let databasePromise: Promise<Database> | undefined;
   let ownedPool: pg.Pool | undefined;
-  let ownedSqs: SQSClient | undefined;
+  let ownedSqs: Promise<SQSClient> | undefined;
 
   const region = (): string => requireVariable(env, 'AWS_REGION');
 
@@ -217,7 +217,9 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     const info = options.getDbConnectInfo
       ? parseConnectInfo(await options.getDbConnectInfo(), 'the result of getDbConnectInfo()', 'getDbConnectInfo')
       : await readSecret(requireVariable(env, 'DB_CONNECT_INFO_SECRET_ARN'), region());
-    const pool = new pg.Pool({
+    // Loaded here, so that importing the library does not load the driver.
+    const { default: pgModule } = await import('pg');
+    const pool = new pgModule.Pool({
       max: 2,
       connectionTimeoutMillis: 10_000,
       allowExitOnIdle: true,
@@ -256,9 +258,15 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     return databasePromise;
   }
 
-  function sqs(): SqsSender {
-    if (options.sqs) return options.sqs;
-    ownedSqs ??= new SQSClient({ region: region() });
+  function sqs(): Promise<SqsSender> {
+    if (options.sqs) return Promise.resolve(options.sqs);
+    if (!ownedSqs) {
+      const building = buildSqsClient(region());
+      ownedSqs = building;
+      building.catch(() => {
+        if (ownedSqs === building) ownedSqs = undefined;
+      });
+    }
     return ownedSqs;
   }
 
@@ -271,7 +279,7 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     const deadline = invocationDeadline(context?.getRemainingTimeInMillis?.(), timeoutMarginMs);
     const input = parseReconcileEvent(event);
     const queueUrl = options.queueUrl ?? requireVariable(env, 'INTERNAL_REPORT_QUEUE_URL');
-    const sqsClient = sqs();
+    const sqsClient = await sqs();
     const db = await database();
     logger.debug('reconciliation started', {
       jobId: input.jobId,
@@ -289,9 +297,16 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
       const pool = ownedPool;
       ownedPool = undefined;
       databasePromise = undefined;
-      ownedSqs?.destroy();
+      const client = ownedSqs;
       ownedSqs = undefined;
+      (await client?.catch(() => undefined))?.destroy();
       await pool?.end();
     },
   });
+}
+
+/** The SQS client the handler owns. The SDK is loaded here, on first use. */
+async function buildSqsClient(region: string): Promise<SQSClient> {
+  const { SQSClient } = await import('@aws-sdk/client-sqs');
+  return new SQSClient({ region });
 }

@@ -1,4 +1,4 @@
-import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
+import type { DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import { QueueError } from './errors.js';
 import { type Backoff, retryError } from './retry.js';
 import type { Logger } from './types.js';
@@ -63,6 +63,8 @@ export interface RemoveJobOptions {
  * it to the dead-letter queue. Any failure is retried (3 retries with backoff by default); when
  * all fail, a {@link QueueError} carrying the last error as `cause` is thrown.
  *
+ * The SDK is loaded here, on first use: importing the library does not load it.
+ *
  * @example
  * ```ts
  * import { SQSClient } from '@aws-sdk/client-sqs';
@@ -81,6 +83,7 @@ export async function removeJobFromQueue(
 ): Promise<void> {
   const queueUrl = validateQueueUrl(message?.queueUrl);
   const receiptHandle = validateReceiptHandle(message?.receiptHandle, 'receiptHandle');
+  const { DeleteMessageCommand } = await import('@aws-sdk/client-sqs');
   const remove = retryError({ ...options.retry, logger: options.logger, operation: 'delete SQS message' })(async () => {
     await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }));
   });
