@@ -8,7 +8,7 @@ import type { Backoff } from './retry.js';
 import type { ReconcileOutput } from './schemas.js';
 import { task } from './task.js';
 import { type Logger, silentLogger } from './types.js';
-import { isPlainObject, parseReconcileEvent } from './validation.js';
+import { describe, isPlainObject, parseReconcileEvent } from './validation.js';
 
 /**
  * Connection details of the ORCA database user, as ORCA stores them in its Secrets Manager
@@ -40,7 +40,10 @@ export interface DbConnectInfo {
 
 /**
  * The part of a Lambda context the handler uses: the remaining time sets the run's deadline,
- * the request id goes into a debug log line. A Lambda `Context` fits as it is.
+ * the request id goes into a debug log line. A Lambda `Context` fits as it is. Without
+ * `getRemainingTimeInMillis` the run has no deadline; one that is not a function, throws, or
+ * does not return a finite number is an `InvalidInputError` naming
+ * `context.getRemainingTimeInMillis`.
  *
  * @example
  * ```ts
@@ -276,7 +279,7 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   }
 
   const handler = async (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput> => {
-    const deadline = invocationDeadline(context?.getRemainingTimeInMillis?.(), timeoutMarginMs);
+    const deadline = invocationDeadline(remainingTimeOf(context), timeoutMarginMs);
     const input = parseReconcileEvent(event);
     const queueUrl = options.queueUrl ?? requireVariable(env, 'INTERNAL_REPORT_QUEUE_URL');
     const sqsClient = await sqs();
@@ -284,7 +287,7 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     logger.debug('reconciliation started', {
       jobId: input.jobId,
       orcaArchiveLocation: input.orcaArchiveLocation,
-      requestId: context?.awsRequestId,
+      requestId: requestIdOf(context),
     });
     return task(
       { ...input, queueUrl },
@@ -309,4 +312,47 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
 async function buildSqsClient(region: string): Promise<SQSClient> {
   const { SQSClient } = await import('@aws-sdk/client-sqs');
   return new SQSClient({ region });
+}
+
+const REMAINING_TIME = 'context.getRemainingTimeInMillis';
+
+/**
+ * The invocation's remaining milliseconds, or undefined when the context does not tell (no
+ * context, or no `getRemainingTimeInMillis`). A context that cannot tell properly is refused.
+ */
+function remainingTimeOf(context: unknown): number | undefined {
+  if (context === undefined || context === null) return undefined;
+  if (typeof context !== 'object' && typeof context !== 'function') {
+    throw new InvalidInputError('context', `context must be a Lambda context object, got ${describe(context)}`);
+  }
+  let read: unknown;
+  try {
+    read = (context as Record<string, unknown>)['getRemainingTimeInMillis'];
+  } catch (error) {
+    throw new InvalidInputError(REMAINING_TIME, `${REMAINING_TIME} could not be read: ${messageOf(error)}`, { cause: error });
+  }
+  if (read === undefined) return undefined;
+  if (typeof read !== 'function') {
+    throw new InvalidInputError(REMAINING_TIME, `${REMAINING_TIME} must be a function, got ${describe(read)}`);
+  }
+  let remaining: unknown;
+  try {
+    remaining = (read as () => unknown).call(context);
+  } catch (error) {
+    throw new InvalidInputError(REMAINING_TIME, `${REMAINING_TIME}() failed: ${messageOf(error)}`, { cause: error });
+  }
+  if (typeof remaining !== 'number' || !Number.isFinite(remaining)) {
+    throw new InvalidInputError(REMAINING_TIME, `${REMAINING_TIME}() must return a finite number of milliseconds, got ${describe(remaining)}`);
+  }
+  return remaining;
+}
+
+/** The request id, for a log line only: anything unreadable is left out. */
+function requestIdOf(context: unknown): string | undefined {
+  try {
+    const id = (context as { awsRequestId?: unknown } | undefined)?.awsRequestId;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }
