@@ -2,13 +2,13 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
 import { ConfigurationError, InvalidInputError, messageOf } from './errors.js';
 import type { Database } from './database.js';
-import type { SqsSender } from './queue.js';
+import { type SqsSender, sqsTargetOf } from './queue.js';
 import { invocationDeadline } from './deadline.js';
 import type { Backoff } from './retry.js';
 import type { ReconcileOutput } from './schemas.js';
 import { task } from './task.js';
 import { type Logger, silentLogger } from './types.js';
-import { describe, isPlainObject, parseReconcileEvent } from './validation.js';
+import { type SqsTarget, describe, isPlainObject, parseReconcileEvent, validateQueueUrl } from './validation.js';
 
 /**
  * Connection details of the ORCA database user, as ORCA stores them in its Secrets Manager
@@ -92,7 +92,17 @@ export interface HandlerOptions {
   poolConfig?: Omit<pg.PoolConfig, 'host' | 'port' | 'database' | 'user' | 'password' | 'connectionString'>;
   /** SQS client used to delete the job message. Default: an `SQSClient` for `AWS_REGION`. */
   sqs?: SqsSender;
-  /** URL of the job queue. Default: `INTERNAL_REPORT_QUEUE_URL`. */
+  /**
+   * The SQS endpoint to send to instead of AWS, such as a local emulator: the client the handler
+   * builds uses it, and the queue URL may be on its host. Default: `AWS_ENDPOINT_URL_SQS`, then
+   * `AWS_ENDPOINT_URL`; with an injected `SQSClient`, the endpoint it was built with.
+   */
+  sqsEndpoint?: string;
+  /**
+   * URL of the job queue. Default: `INTERNAL_REPORT_QUEUE_URL`. Checked on each invocation
+   * before any database call: `https://` on an SQS host, or on the host of the SQS endpoint, with
+   * the path `/<12-digit account id>/<queue name>`.
+   */
   queueUrl?: string;
   logger?: Logger;
   /** PostgreSQL schema of the ORCA tables. Default `orca`. */
@@ -215,6 +225,17 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   let ownedSqs: Promise<SQSClient> | undefined;
 
   const region = (): string => requireVariable(env, 'AWS_REGION');
+  const endpointOption = options.sqsEndpoint === undefined ? undefined : validateEndpoint(options.sqsEndpoint, 'sqsEndpoint');
+
+  /** The SQS endpoint to use instead of AWS: the option, else the SDK's environment variables. */
+  function sqsEndpoint(): string | undefined {
+    if (endpointOption !== undefined) return endpointOption;
+    for (const variable of ['AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL']) {
+      const value = env[variable];
+      if (value !== undefined && value.trim() !== '') return validateEndpoint(value, variable);
+    }
+    return undefined;
+  }
 
   async function buildPool(): Promise<Database> {
     const info = options.getDbConnectInfo
@@ -240,15 +261,19 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     return pool;
   }
 
+  /** Fails fast on missing configuration, before any network call. */
+  function checkConfiguration(): void {
+    if (!options.sqs) region();
+    if (options.database === undefined && !options.getDbConnectInfo) {
+      requireVariable(env, 'DB_CONNECT_INFO_SECRET_ARN');
+      region();
+    }
+  }
+
   function database(): Promise<Database> {
     if (!databasePromise) {
       const source = options.database;
       if (source === undefined) {
-        // Fail fast on configuration before any network call.
-        if (!options.getDbConnectInfo) {
-          requireVariable(env, 'DB_CONNECT_INFO_SECRET_ARN');
-          region();
-        }
         databasePromise = buildPool();
       } else {
         databasePromise = Promise.resolve(typeof source === 'function' ? source() : source);
@@ -264,7 +289,7 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   function sqs(): Promise<SqsSender> {
     if (options.sqs) return Promise.resolve(options.sqs);
     if (!ownedSqs) {
-      const building = buildSqsClient(region());
+      const building = buildSqsClient(region(), sqsEndpoint());
       ownedSqs = building;
       building.catch(() => {
         if (ownedSqs === building) ownedSqs = undefined;
@@ -282,6 +307,10 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     const deadline = invocationDeadline(remainingTimeOf(context), timeoutMarginMs);
     const input = parseReconcileEvent(event);
     const queueUrl = options.queueUrl ?? requireVariable(env, 'INTERNAL_REPORT_QUEUE_URL');
+    checkConfiguration();
+    const endpoint = sqsEndpoint();
+    const target: SqsTarget = endpoint !== undefined ? { endpoint } : options.sqs ? await sqsTargetOf(options.sqs) : 'aws';
+    checkQueueUrl(queueUrl, target, options.queueUrl === undefined);
     const sqsClient = await sqs();
     const db = await database();
     logger.debug('reconciliation started', {
@@ -291,7 +320,7 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     });
     return task(
       { ...input, queueUrl },
-      { database: db, sqs: sqsClient, logger, schema: options.schema, retry: options.retry, deadline },
+      { database: db, sqs: sqsClient, sqsEndpoint: endpoint, logger, schema: options.schema, retry: options.retry, deadline },
     );
   };
 
@@ -308,10 +337,38 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   });
 }
 
+/**
+ * An SQS endpoint: an http:// or https:// URL. A bad option is an `InvalidInputError`, a bad
+ * environment variable a `ConfigurationError`.
+ */
+function validateEndpoint(value: unknown, source: string): string {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    const message = `${source} must be an http:// or https:// URL, got ${describe(value)}`;
+    throw source === 'sqsEndpoint' ? new InvalidInputError(source, message) : new ConfigurationError(source, message);
+  }
+  return value as string;
+}
+
+/** Checks the queue URL; one read from the environment says so in the message. */
+function checkQueueUrl(queueUrl: string, target: SqsTarget, fromEnvironment: boolean): void {
+  try {
+    validateQueueUrl(queueUrl, 'queueUrl', target);
+  } catch (error) {
+    if (!fromEnvironment || !(error instanceof InvalidInputError)) throw error;
+    throw new InvalidInputError('queueUrl', `${error.message} (read from INTERNAL_REPORT_QUEUE_URL)`, { cause: error });
+  }
+}
+
 /** The SQS client the handler owns. The SDK is loaded here, on first use. */
-async function buildSqsClient(region: string): Promise<SQSClient> {
+async function buildSqsClient(region: string, endpoint: string | undefined): Promise<SQSClient> {
   const { SQSClient } = await import('@aws-sdk/client-sqs');
-  return new SQSClient({ region });
+  return new SQSClient({ region, ...(endpoint === undefined ? {} : { endpoint }) });
 }
 
 const REMAINING_TIME = 'context.getRemainingTimeInMillis';

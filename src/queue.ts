@@ -2,7 +2,7 @@ import type { DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import { QueueError } from './errors.js';
 import { type Backoff, retryError } from './retry.js';
 import type { Logger } from './types.js';
-import { validateQueueUrl, validateReceiptHandle } from './validation.js';
+import { type SqsTarget, validateQueueUrl, validateReceiptHandle } from './validation.js';
 
 /**
  * The one thing the library asks of an SQS client. An `SQSClient` fits as it is.
@@ -55,13 +55,46 @@ export interface QueueMessage {
 export interface RemoveJobOptions {
   /** Backoff for failed deletes. Every error is retried, 3 times by default. */
   retry?: Backoff;
+  /**
+   * The SQS endpoint the client sends to, when it is not AWS (a local emulator): `queueUrl` may
+   * then be on its host. Default: for an `SQSClient`, the `endpoint` it was built with, if any.
+   */
+  sqsEndpoint?: string;
   logger?: Pick<Logger, 'warn'>;
+}
+
+/**
+ * Where a client sends: for an `SQSClient`, AWS or the `endpoint` it was built with; for anything
+ * else with a `send` method (a wrapper, a test double), the library cannot tell.
+ */
+export async function sqsTargetOf(sqs: unknown): Promise<SqsTarget> {
+  try {
+    const config = (sqs as { config?: { isCustomEndpoint?: unknown; endpoint?: unknown } } | undefined)?.config;
+    if (typeof config?.isCustomEndpoint !== 'boolean') return 'unknown';
+    if (!config.isCustomEndpoint) return 'aws';
+    if (typeof config.endpoint !== 'function') return 'unknown';
+    const endpoint = (await (config.endpoint as () => Promise<unknown>)()) as
+      | { protocol?: unknown; hostname?: unknown; port?: unknown }
+      | undefined;
+    if (typeof endpoint?.protocol !== 'string' || typeof endpoint.hostname !== 'string') return 'unknown';
+    const port = typeof endpoint.port === 'number' || typeof endpoint.port === 'string' ? `:${endpoint.port}` : '';
+    const host = endpoint.hostname.includes(':') && !endpoint.hostname.startsWith('[') ? `[${endpoint.hostname}]` : endpoint.hostname;
+    return { endpoint: `${endpoint.protocol}//${host}${port}` };
+  } catch {
+    return 'unknown';
+  }
 }
 
 /**
  * Deletes the job's message from the queue it came from, so SQS neither redelivers it nor moves
  * it to the dead-letter queue. Any failure is retried (3 retries with backoff by default); when
  * all fail, a {@link QueueError} carrying the last error as `cause` is thrown.
+ *
+ * The `queueUrl` is checked first: the path `/<12-digit account id>/<queue name>`, and
+ * `https://` on an SQS host, or on the host of the client's endpoint (`options.sqsEndpoint`, or
+ * the `endpoint` an `SQSClient` was built with). The host of a client the library cannot inspect
+ * (not an `SQSClient`, no `sqsEndpoint`) is not checked. A bad URL is an `InvalidInputError`, and
+ * nothing is sent.
  *
  * The SDK is loaded here, on first use: importing the library does not load it.
  *
@@ -81,7 +114,8 @@ export async function removeJobFromQueue(
   message: QueueMessage,
   options: RemoveJobOptions = {},
 ): Promise<void> {
-  const queueUrl = validateQueueUrl(message?.queueUrl);
+  const target = options.sqsEndpoint === undefined ? await sqsTargetOf(sqs) : { endpoint: options.sqsEndpoint };
+  const queueUrl = validateQueueUrl(message?.queueUrl, 'queueUrl', target);
   const receiptHandle = validateReceiptHandle(message?.receiptHandle, 'receiptHandle');
   const { DeleteMessageCommand } = await import('@aws-sdk/client-sqs');
   const remove = retryError({ ...options.retry, logger: options.logger, operation: 'delete SQS message' })(async () => {

@@ -3,13 +3,13 @@ import type { Database } from './database.js';
 import { type Deadline, RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
 import { type JobTransactionOptions, guardedTransaction, jobTransaction } from './guard.js';
 import { writeJobStatus } from './job.js';
-import { type SqsSender, removeJobFromQueue } from './queue.js';
+import { type SqsSender, removeJobFromQueue, sqsTargetOf } from './queue.js';
 import { type ReportCounts, readReportCounts, replaceReports } from './reports.js';
 import type { Backoff } from './retry.js';
 import { schemaOf } from './sql/schema.js';
 import { OrcaStatus } from './status.js';
 import { type Logger, silentLogger } from './types.js';
-import { validateArchiveLocation, validateJobId, validateQueueUrl, validateReceiptHandle } from './validation.js';
+import { type SqsTarget, validateArchiveLocation, validateJobId, validateQueueUrl, validateReceiptHandle } from './validation.js';
 
 /**
  * What one reconciliation run works on.
@@ -60,6 +60,11 @@ export interface TaskDependencies {
   database: Database;
   /** Deletes the job message; an `SQSClient` fits. Required when the input names a queue. */
   sqs?: SqsSender;
+  /**
+   * The SQS endpoint `sqs` sends to when it is not AWS (a local emulator): `queueUrl` may then be
+   * on its host. Default: for an `SQSClient`, the `endpoint` it was built with, if any.
+   */
+  sqsEndpoint?: string;
   logger?: Logger;
   /** PostgreSQL schema of the ORCA tables. Default `orca`. */
   schema?: string;
@@ -122,7 +127,8 @@ export interface TaskOutput extends ReportCounts {
  * ```
  */
 export async function task(input: TaskInput, dependencies: TaskDependencies): Promise<TaskOutput> {
-  const run = prepareRun(input, dependencies);
+  const sqsEndpoint = dependencies?.sqsEndpoint;
+  const run = prepareRun(input, dependencies, sqsEndpoint === undefined ? await sqsTargetOf(dependencies?.sqs) : { endpoint: sqsEndpoint });
   let finished: { counts: ReportCounts; regenerated: boolean };
   try {
     const stored = await startJob(run);
@@ -153,15 +159,23 @@ interface Run {
   deadline: Deadline | undefined;
   /** What every transaction of the run is given. */
   job: Omit<JobTransactionOptions, 'operation'>;
-  message: { sqs: SqsSender; queueUrl: string; receiptHandle: string } | undefined;
+  message: QueueTarget | undefined;
   retry: Backoff | undefined;
 }
 
+/** The message to delete at the end, and the SQS endpoint given for its client. */
+interface QueueTarget {
+  sqs: SqsSender;
+  queueUrl: string;
+  receiptHandle: string;
+  sqsEndpoint: string | undefined;
+}
+
 /** Checks everything the run was given before anything touches the database or the queue. */
-function prepareRun(input: TaskInput, dependencies: TaskDependencies): Run {
+function prepareRun(input: TaskInput, dependencies: TaskDependencies, sqsTarget: SqsTarget): Run {
   const jobId = validateJobId(input?.jobId);
   const orcaArchiveLocation = validateArchiveLocation(input.orcaArchiveLocation);
-  const message = validateMessage(input, dependencies);
+  const message = validateMessage(input, dependencies, sqsTarget);
   const schema = schemaOf(dependencies);
   const startedAt = Date.now();
   const deadline = deadlineOf(dependencies.deadline, startedAt);
@@ -214,7 +228,8 @@ function writeReportsAndFinish(run: Run): Promise<{ counts: ReportCounts; regene
  */
 async function deleteMessage(run: Run): Promise<void> {
   if (!run.message) return;
-  await removeJobFromQueue(run.message.sqs, run.message, { retry: run.retry, logger: run.logger });
+  const { sqs, sqsEndpoint } = run.message;
+  await removeJobFromQueue(sqs, run.message, { retry: run.retry, logger: run.logger, sqsEndpoint });
 }
 
 /**
@@ -254,13 +269,14 @@ async function markFailed(run: Run, error: unknown): Promise<void> {
 function validateMessage(
   input: TaskInput,
   dependencies: TaskDependencies,
-): { sqs: SqsSender; queueUrl: string; receiptHandle: string } | undefined {
+  sqsTarget: SqsTarget,
+): QueueTarget | undefined {
   if (input.queueUrl === undefined && input.messageReceiptHandle === undefined) return undefined;
-  const queueUrl = validateQueueUrl(input.queueUrl);
+  const queueUrl = validateQueueUrl(input.queueUrl, 'queueUrl', sqsTarget);
   const receiptHandle = validateReceiptHandle(input.messageReceiptHandle);
   const sqs = dependencies.sqs;
   if (typeof sqs?.send !== 'function') {
     throw new InvalidInputError('sqs', 'sqs must be an SQS client (anything with send(command)) when queueUrl is given');
   }
-  return { sqs, queueUrl, receiptHandle };
+  return { sqs, queueUrl, receiptHandle, sqsEndpoint: dependencies.sqsEndpoint };
 }
