@@ -90,7 +90,11 @@ export interface HandlerOptions {
   getDbConnectInfo?: () => Promise<DbConnectInfo>;
   /** Extra settings for the pool the handler builds (ssl, timeouts, ...). */
   poolConfig?: Omit<pg.PoolConfig, 'host' | 'port' | 'database' | 'user' | 'password' | 'connectionString'>;
-  /** SQS client used to delete the job message. Default: an `SQSClient` for `AWS_REGION`. */
+  /**
+   * SQS client used to delete the job message. Default: an `SQSClient` for `AWS_REGION` with one
+   * HTTP attempt per send (the handler does the retrying). An injected `SQSClient`'s own retries
+   * multiply with the handler's: build it with `maxAttempts: 1`.
+   */
   sqs?: SqsSender;
   /**
    * The SQS endpoint to send to instead of AWS, such as a local emulator: the client the handler
@@ -368,7 +372,12 @@ function checkQueueUrl(queueUrl: string, target: SqsTarget, fromEnvironment: boo
 /** The SQS client the handler owns. The SDK is loaded here, on first use. */
 async function buildSqsClient(region: string, endpoint: string | undefined): Promise<SQSClient> {
   const { SQSClient } = await import('@aws-sdk/client-sqs');
-  return new SQSClient({ region, ...(endpoint === undefined ? {} : { endpoint }) });
+  return new SQSClient({
+    region,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    // One HTTP attempt per send: removeJobFromQueue does the retrying.
+    maxAttempts: 1,
+  });
 }
 
 const REMAINING_TIME = 'context.getRemainingTimeInMillis';

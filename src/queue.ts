@@ -12,7 +12,7 @@ import { type SqsTarget, validateQueueUrl, validateReceiptHandle } from './valid
  * import { SQSClient } from '@aws-sdk/client-sqs';
  * import type { SqsSender } from 'orca-reconcile';
  *
- * const sqs: SqsSender = new SQSClient({ region: 'us-west-2' });
+ * const sqs: SqsSender = new SQSClient({ region: 'us-west-2', maxAttempts: 1 });
  * // A test double that records what it was asked to delete:
  * const sent: unknown[] = [];
  * const fake: SqsSender = { send: async (command) => sent.push(command.input) };
@@ -53,7 +53,11 @@ export interface QueueMessage {
  * ```
  */
 export interface RemoveJobOptions {
-  /** Backoff for failed deletes. Every error is retried, 3 times by default. */
+  /**
+   * Backoff for failed deletes. Every error is retried, 3 times by default. These retries come on
+   * top of the client's own: give an `SQSClient` `maxAttempts: 1`, or each retry here is up to
+   * `maxAttempts` requests.
+   */
   retry?: Backoff;
   /**
    * The SQS endpoint the client sends to, when it is not AWS (a local emulator): `queueUrl` may
@@ -103,7 +107,7 @@ export async function sqsTargetOf(sqs: unknown): Promise<SqsTarget> {
  * import { SQSClient } from '@aws-sdk/client-sqs';
  * import { removeJobFromQueue } from 'orca-reconcile';
  *
- * await removeJobFromQueue(new SQSClient({}), {
+ * await removeJobFromQueue(new SQSClient({ maxAttempts: 1 }), {
  *   queueUrl: process.env.INTERNAL_REPORT_QUEUE_URL!,
  *   receiptHandle: 'AQEB...',
  * });

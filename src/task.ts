@@ -58,7 +58,10 @@ export interface TaskInput {
 export interface TaskDependencies {
   /** A `pg` Pool, Client or PoolClient, or a PGlite instance. */
   database: Database;
-  /** Deletes the job message; an `SQSClient` fits. Required when the input names a queue. */
+  /**
+   * Deletes the job message; an `SQSClient` fits. Required when the input names a queue. Its own
+   * retries multiply with the library's: build it with `maxAttempts: 1`.
+   */
   sqs?: SqsSender;
   /**
    * The SQS endpoint `sqs` sends to when it is not AWS (a local emulator): `queueUrl` may then be
