@@ -92,8 +92,9 @@ export interface HandlerOptions {
   poolConfig?: Omit<pg.PoolConfig, 'host' | 'port' | 'database' | 'user' | 'password' | 'connectionString'>;
   /**
    * SQS client used to delete the job message. Default: an `SQSClient` for `AWS_REGION` with one
-   * HTTP attempt per send (the handler does the retrying). An injected `SQSClient`'s own retries
-   * multiply with the handler's: build it with `maxAttempts: 1`.
+   * HTTP attempt per send (the handler does the retrying), a 2 s connection timeout and a 5 s
+   * request timeout. An injected `SQSClient`'s own retries multiply with the handler's: build it
+   * with `maxAttempts: 1`.
    */
   sqs?: SqsSender;
   /**
@@ -146,6 +147,11 @@ export interface ReconcileHandler {
 }
 
 const DEFAULT_TIMEOUT_MARGIN_MS = 10_000;
+
+// The client the handler builds: one HTTP attempt per send, since removeJobFromQueue does the
+// retrying, and no request left waiting on an endpoint that never answers.
+const SQS_CONNECTION_TIMEOUT_MS = 2_000;
+const SQS_REQUEST_TIMEOUT_MS = 5_000;
 
 function requireVariable(env: Record<string, string | undefined>, name: string): string {
   const value = env[name];
@@ -375,8 +381,12 @@ async function buildSqsClient(region: string, endpoint: string | undefined): Pro
   return new SQSClient({
     region,
     ...(endpoint === undefined ? {} : { endpoint }),
-    // One HTTP attempt per send: removeJobFromQueue does the retrying.
     maxAttempts: 1,
+    requestHandler: {
+      connectionTimeout: SQS_CONNECTION_TIMEOUT_MS,
+      requestTimeout: SQS_REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
   });
 }
 

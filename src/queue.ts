@@ -1,11 +1,15 @@
 import type { DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import { QueueError } from './errors.js';
+import { timeoutError } from './deadline.js';
 import { type Backoff, retryError } from './retry.js';
 import type { Logger } from './types.js';
-import { type SqsTarget, validateQueueUrl, validateReceiptHandle } from './validation.js';
+import { type SqsTarget, validateDeadline, validateQueueUrl, validateReceiptHandle } from './validation.js';
 
 /**
  * The one thing the library asks of an SQS client. An `SQSClient` fits as it is.
+ *
+ * `send` is given an `abortSignal` that fires at the run's deadline; a client that ignores it is
+ * still not waited for past the deadline.
  *
  * @example
  * ```ts
@@ -19,7 +23,7 @@ import { type SqsTarget, validateQueueUrl, validateReceiptHandle } from './valid
  * ```
  */
 export interface SqsSender {
-  send(command: DeleteMessageCommand): Promise<unknown>;
+  send(command: DeleteMessageCommand, options?: { abortSignal?: AbortSignal }): Promise<unknown>;
 }
 
 /**
@@ -49,7 +53,11 @@ export interface QueueMessage {
  * ```ts
  * import { removeJobFromQueue } from 'orca-reconcile';
  *
- * await removeJobFromQueue(sqs, { queueUrl, receiptHandle }, { retry: { maxRetries: 5 }, logger: console });
+ * await removeJobFromQueue(sqs, { queueUrl, receiptHandle }, {
+ *   retry: { maxRetries: 5 },
+ *   deadline: Date.now() + 30_000,
+ *   logger: console,
+ * });
  * ```
  */
 export interface RemoveJobOptions {
@@ -59,6 +67,12 @@ export interface RemoveJobOptions {
    * `maxAttempts` requests.
    */
   retry?: Backoff;
+  /**
+   * Epoch milliseconds by which the delete must be over, retries and their waits included. The
+   * request in flight is aborted then, no retry starts whose wait would end later, and a
+   * {@link QueueError} is thrown.
+   */
+  deadline?: number;
   /**
    * The SQS endpoint the client sends to, when it is not AWS (a local emulator): `queueUrl` may
    * then be on its host. Default: for an `SQSClient`, the `endpoint` it was built with, if any.
@@ -91,8 +105,11 @@ export async function sqsTargetOf(sqs: unknown): Promise<SqsTarget> {
 
 /**
  * Deletes the job's message from the queue it came from, so SQS neither redelivers it nor moves
- * it to the dead-letter queue. Any failure is retried (3 retries with backoff by default); when
- * all fail, a {@link QueueError} carrying the last error as `cause` is thrown.
+ * it to the dead-letter queue.
+ *
+ * Any failure is retried (3 retries with backoff by default). With a `deadline`, the whole
+ * delete (every attempt and every wait) ends by then. When the delete fails, a
+ * {@link QueueError} carrying the last error (or the {@link TimeoutError}) as `cause` is thrown.
  *
  * The `queueUrl` is checked first: the path `/<12-digit account id>/<queue name>`, and
  * `https://` on an SQS host, or on the host of the client's endpoint (`options.sqsEndpoint`, or
@@ -110,7 +127,7 @@ export async function sqsTargetOf(sqs: unknown): Promise<SqsTarget> {
  * await removeJobFromQueue(new SQSClient({ maxAttempts: 1 }), {
  *   queueUrl: process.env.INTERNAL_REPORT_QUEUE_URL!,
  *   receiptHandle: 'AQEB...',
- * });
+ * }, { deadline: Date.now() + 20_000 });
  * ```
  */
 export async function removeJobFromQueue(
@@ -121,13 +138,44 @@ export async function removeJobFromQueue(
   const target = options.sqsEndpoint === undefined ? await sqsTargetOf(sqs) : { endpoint: options.sqsEndpoint };
   const queueUrl = validateQueueUrl(message?.queueUrl, 'queueUrl', target);
   const receiptHandle = validateReceiptHandle(message?.receiptHandle, 'receiptHandle');
+  const deadline = options.deadline === undefined ? undefined : validateDeadline(options.deadline, 'deadline');
+  const startedAt = Date.now();
+  if (deadline !== undefined && deadline <= startedAt) {
+    throw new QueueError(queueUrl, timeoutError({ at: deadline, startedAt }, 'delete SQS message'));
+  }
   const { DeleteMessageCommand } = await import('@aws-sdk/client-sqs');
-  const remove = retryError({ ...options.retry, logger: options.logger, operation: 'delete SQS message' })(async () => {
-    await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }));
+
+  // At the deadline: abort the request in flight, and stop waiting for a client that ignores it.
+  const abort = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut =
+    deadline === undefined
+      ? undefined
+      : new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => {
+            const error = timeoutError({ at: deadline, startedAt }, 'delete SQS message');
+            abort.abort(error);
+            reject(error);
+          }, Math.max(0, deadline - Date.now()));
+        });
+
+  const remove = retryError({
+    ...options.retry,
+    deadline,
+    shouldRetry: () => !abort.signal.aborted,
+    logger: options.logger,
+    operation: 'delete SQS message',
+  })(async () => {
+    abort.signal.throwIfAborted();
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }), {
+      abortSignal: abort.signal,
+    });
   });
   try {
-    await remove();
+    await (timedOut ? Promise.race([remove(), timedOut]) : remove());
   } catch (error) {
-    throw new QueueError(queueUrl, error);
+    throw new QueueError(queueUrl, abort.signal.aborted ? abort.signal.reason : error);
+  } finally {
+    clearTimeout(timer);
   }
 }

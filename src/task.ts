@@ -76,7 +76,8 @@ export interface TaskDependencies {
   /**
    * Epoch milliseconds by which the database work must end. Statements and lock waits are cut
    * off then, no retry starts after it, and the job is marked `error` with a
-   * {@link TimeoutError} message that says how long it ran.
+   * {@link TimeoutError} message that says how long it ran. The SQS delete must end by then too,
+   * or it is aborted with a {@link QueueError}.
    */
   deadline?: number;
 }
@@ -226,13 +227,14 @@ function writeReportsAndFinish(run: Run): Promise<{ counts: ReportCounts; regene
 }
 
 /**
- * Step 3: deletes the job message, when the run came from one. The reports are committed by now:
- * a failure here leaves the job `success` and throws {@link QueueError}.
+ * Step 3: deletes the job message, when the run came from one, by the run's deadline. The
+ * reports are committed by now: a failure here leaves the job `success` and throws
+ * {@link QueueError}.
  */
 async function deleteMessage(run: Run): Promise<void> {
   if (!run.message) return;
   const { sqs, sqsEndpoint } = run.message;
-  await removeJobFromQueue(sqs, run.message, { retry: run.retry, logger: run.logger, sqsEndpoint });
+  await removeJobFromQueue(sqs, run.message, { retry: run.retry, logger: run.logger, deadline: run.deadline?.at, sqsEndpoint });
 }
 
 /**

@@ -3,15 +3,17 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import {
   OrcaStatus,
   QueueError,
+  TimeoutError,
   createHandler,
   removeJobFromQueue,
+  type SqsSender,
 } from '../../src/index.js';
 import { openTestDatabase, uniqueSchemaName, type TestDatabase } from '../helpers/database.js';
 import { insertJob, readJob, readReports } from '../helpers/factories.js';
 import { createOrcaSchema } from '../helpers/orca-schema.js';
 import { noWait, recordedBackoff } from '../helpers/retry.js';
 import { seedOneOfEachReport, truncateReconcileTables } from '../helpers/scenarios.js';
-import { INTERNAL_ERROR, startErrorEndpoint, type FaultyEndpoint } from '../helpers/sqs-faults.js';
+import { INTERNAL_ERROR, startErrorEndpoint, startSilentEndpoint, type FaultyEndpoint } from '../helpers/sqs-faults.js';
 import { startTestSqs, type TestSqs } from '../helpers/sqs.js';
 
 const BUCKET = 'prefix-orca-primary';
@@ -22,6 +24,12 @@ const TEST_CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
 function stubCredentialsInEnvironment(): void {
   vi.stubEnv('AWS_ACCESS_KEY_ID', TEST_CREDENTIALS.accessKeyId);
   vi.stubEnv('AWS_SECRET_ACCESS_KEY', TEST_CREDENTIALS.secretAccessKey);
+}
+
+/** A Lambda context with `remainingMs` left from now. */
+function lambdaContext(remainingMs: number) {
+  const endsAt = Date.now() + remainingMs;
+  return { endsAt, context: { awsRequestId: 'queue-limits', getRemainingTimeInMillis: () => endsAt - Date.now() } };
 }
 
 /** An SQSClient of the test's own pointed at `endpoint`. */
@@ -84,6 +92,178 @@ describe('limits of the SQS delete', () => {
     vi.unstubAllEnvs();
     for (const client of clients.splice(0)) client.destroy();
     await Promise.all(endpoints.splice(0).map((endpoint) => endpoint.close()));
+  });
+
+  describe('time', () => {
+    it(
+      'the handler settles by its deadline when the SQS endpoint accepts the connection and never answers: QueueError, reports committed, job success',
+      async () => {
+        // Prepare: a Lambda with 4 s left and a 1 s margin, so the run's deadline is 3 s away.
+        stubCredentialsInEnvironment();
+        const silent = track(await startSilentEndpoint());
+        const { jobId, event } = await stagedJob();
+        const handler = createHandler({
+          database: t.db,
+          sqsEndpoint: silent.endpoint,
+          queueUrl: silent.queueUrl,
+          env: { AWS_REGION: 'us-east-1' },
+          schema,
+          retry: noWait,
+          timeoutMarginMs: 1_000,
+        });
+        const { endsAt, context } = lambdaContext(4_000);
+
+        // Act
+        let error: unknown;
+        try {
+          error = await handler(event, context).catch((thrown: unknown) => thrown);
+        } finally {
+          await handler.close();
+        }
+        const settledAt = Date.now();
+
+        // Assess: settled before Lambda would have stopped the process, with the delete cut off.
+        expect(settledAt).toBeLessThan(endsAt);
+        expect(error).toBeInstanceOf(QueueError);
+        expect(error).toMatchObject({ code: 'QUEUE', queueUrl: silent.queueUrl });
+        expect((error as QueueError).cause).toBeInstanceOf(TimeoutError);
+        expect((error as Error).message).toMatch(
+          new RegExp(`^deleting the message from ${silent.queueUrl.replaceAll('.', '\\.')} failed: delete SQS message timed out after \\d+\\.\\d s`),
+        );
+        expect(silent.requests()).toBe(1);
+        await expectCommittedSuccess(jobId);
+      },
+      20_000,
+    );
+
+    it(
+      'the SQS client the handler builds gives up on a request that gets no answer after its request timeout, even without a deadline',
+      async () => {
+        // Prepare: no context, so no deadline; no retries, so one request.
+        stubCredentialsInEnvironment();
+        const silent = track(await startSilentEndpoint());
+        const { jobId, event } = await stagedJob();
+        const handler = createHandler({
+          database: t.db,
+          sqsEndpoint: silent.endpoint,
+          queueUrl: silent.queueUrl,
+          env: { AWS_REGION: 'us-east-1' },
+          schema,
+          retry: { ...noWait, maxRetries: 0 },
+        });
+        const startedAt = Date.now();
+
+        // Act
+        let error: unknown;
+        try {
+          error = await handler(event).catch((thrown: unknown) => thrown);
+        } finally {
+          await handler.close();
+        }
+
+        // Assess: the 5 s request timeout, not a hang.
+        const elapsed = Date.now() - startedAt;
+        expect(error).toBeInstanceOf(QueueError);
+        expect((error as QueueError).cause).toMatchObject({ name: 'TimeoutError' });
+        expect((error as Error).message).toContain('requestTimeout');
+        expect(elapsed).toBeGreaterThanOrEqual(4_500);
+        expect(elapsed).toBeLessThan(15_000);
+        expect(silent.requests()).toBe(1);
+        await expectCommittedSuccess(jobId);
+      },
+      30_000,
+    );
+
+    it('removeJobFromQueue aborts the request in flight at the deadline', async () => {
+      // Prepare
+      const silent = track(await startSilentEndpoint());
+      const client = own(clientFor(silent.endpoint, { maxAttempts: 1 }));
+      const deadline = Date.now() + 500;
+
+      // Act
+      const error = await removeJobFromQueue(client, { queueUrl: silent.queueUrl, receiptHandle: HANDLE }, { deadline, retry: noWait }).catch(
+        (thrown: unknown) => thrown,
+      );
+
+      // Assess
+      expect(Date.now()).toBeLessThan(deadline + 1_000);
+      expect(error).toBeInstanceOf(QueueError);
+      expect((error as QueueError).cause).toBeInstanceOf(TimeoutError);
+      expect(silent.requests()).toBe(1);
+    });
+
+    it('removeJobFromQueue stops waiting at the deadline for a client that ignores the abort signal (client double: a send that never settles)', async () => {
+      // Prepare: no real client can be made to ignore its abort signal.
+      const signals: Array<AbortSignal | undefined> = [];
+      const deaf: SqsSender = {
+        send: (_command, options) => {
+          signals.push(options?.abortSignal);
+          return new Promise(() => undefined);
+        },
+      };
+      const deadline = Date.now() + 300;
+
+      // Act
+      const error = await removeJobFromQueue(
+        deaf,
+        { queueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/orca-queue', receiptHandle: HANDLE },
+        { deadline },
+      ).catch((thrown: unknown) => thrown);
+
+      // Assess
+      expect(Date.now()).toBeLessThan(deadline + 1_000);
+      expect(error).toBeInstanceOf(QueueError);
+      expect((error as QueueError).cause).toBeInstanceOf(TimeoutError);
+      expect(signals).toHaveLength(1);
+      expect(signals[0]?.aborted).toBe(true);
+    });
+
+    it('removeJobFromQueue sends nothing when the deadline has already passed', async () => {
+      // Prepare
+      const silent = track(await startSilentEndpoint());
+      const client = own(clientFor(silent.endpoint, { maxAttempts: 1 }));
+
+      // Act
+      const error = await removeJobFromQueue(
+        client,
+        { queueUrl: silent.queueUrl, receiptHandle: HANDLE },
+        { deadline: Date.now() - 1_000 },
+      ).catch((thrown: unknown) => thrown);
+
+      // Assess
+      expect(error).toBeInstanceOf(QueueError);
+      expect((error as Error).message).toMatch(/its deadline had passed 1\.\d s before it started$/);
+      expect(silent.requests()).toBe(0);
+    });
+
+    it('removeJobFromQueue starts no retry whose backoff would end past the deadline', async () => {
+      // Prepare: every request fails at once; the backoff clock moves only when the library sleeps.
+      const failing = track(await startErrorEndpoint(INTERNAL_ERROR));
+      const client = own(clientFor(failing.endpoint, { maxAttempts: 1 }));
+      const waits: number[] = [];
+      let slept = 0;
+      const retry = {
+        random: () => 0,
+        now: () => Date.now() + slept,
+        sleep: async (ms: number) => {
+          waits.push(ms);
+          slept += ms;
+        },
+      };
+
+      // Act: 3.5 s of budget: waits of 1 s and 2 s fit, the third (4 s) would not.
+      const error = await removeJobFromQueue(
+        client,
+        { queueUrl: failing.queueUrl, receiptHandle: HANDLE },
+        { deadline: Date.now() + 3_500, retry },
+      ).catch((thrown: unknown) => thrown);
+
+      // Assess
+      expect(error).toBeInstanceOf(QueueError);
+      expect(error).toMatchObject({ cause: { name: 'InternalError' } });
+      expect(waits).toEqual([1_000, 2_000]);
+      expect(failing.requests()).toBe(3);
+    });
   });
 
   describe('one layer of retries', () => {
