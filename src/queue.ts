@@ -1,5 +1,5 @@
 import type { DeleteMessageCommand } from '@aws-sdk/client-sqs';
-import { QueueError } from './errors.js';
+import { QueueError, messageOf } from './errors.js';
 import { timeoutError } from './deadline.js';
 import { type Backoff, retryError } from './retry.js';
 import type { Logger } from './types.js';
@@ -62,9 +62,9 @@ export interface QueueMessage {
  */
 export interface RemoveJobOptions {
   /**
-   * Backoff for failed deletes. Every error is retried, 3 times by default. These retries come on
-   * top of the client's own: give an `SQSClient` `maxAttempts: 1`, or each retry here is up to
-   * `maxAttempts` requests.
+   * Backoff for failed deletes: 3 retries by default, of every failure but the permanent ones
+   * (see {@link removeJobFromQueue}). These retries come on top of the client's own: give an
+   * `SQSClient` `maxAttempts: 1`, or each retry here is up to `maxAttempts` requests.
    */
   retry?: Backoff;
   /**
@@ -79,6 +79,36 @@ export interface RemoveJobOptions {
    */
   sqsEndpoint?: string;
   logger?: Pick<Logger, 'warn'>;
+}
+
+// Failures that another attempt cannot mend, by the error name the SDK gives them, its
+// query-protocol `Code` or the wire `__type`, with what each means.
+const PERMANENT_FAILURES: ReadonlyMap<string, string> = new Map([
+  ['ReceiptHandleIsInvalid', 'the receipt handle is not one this queue issued'],
+  ['InvalidIdFormat', 'the receipt handle is not one this queue issued'],
+  ['QueueDoesNotExist', 'the queue does not exist: check the queue URL'],
+  ['AWS.SimpleQueueService.NonExistentQueue', 'the queue does not exist: check the queue URL'],
+  ['InvalidAddress', 'the queue URL is not valid for this endpoint'],
+  ['AccessDenied', 'the credentials are not allowed sqs:DeleteMessage on this queue'],
+  ['AccessDeniedException', 'the credentials are not allowed sqs:DeleteMessage on this queue'],
+  ['InvalidSecurity', 'the request is not secure enough for this queue (HTTPS and Signature Version 4 are required)'],
+  ['InvalidClientTokenId', 'the AWS access key is not valid'],
+  ['UnrecognizedClientException', 'the AWS access key is not valid'],
+  ['CredentialsProviderError', 'no AWS credentials could be loaded'],
+]);
+
+/**
+ * What a permanent delete failure means, or undefined when another attempt might succeed. Looks
+ * at the error's name, its query-protocol `Code` and the wire `__type` (after its namespace).
+ */
+function permanentQueueFailure(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  for (const key of ['name', 'Code', '__type'] as const) {
+    const value = (error as Record<string, unknown>)[key];
+    const code = typeof value === 'string' ? value.slice(value.indexOf('#') + 1) : undefined;
+    if (code !== undefined && PERMANENT_FAILURES.has(code)) return PERMANENT_FAILURES.get(code);
+  }
+  return undefined;
 }
 
 /**
@@ -107,9 +137,11 @@ export async function sqsTargetOf(sqs: unknown): Promise<SqsTarget> {
  * Deletes the job's message from the queue it came from, so SQS neither redelivers it nor moves
  * it to the dead-letter queue.
  *
- * Any failure is retried (3 retries with backoff by default). With a `deadline`, the whole
- * delete (every attempt and every wait) ends by then. When the delete fails, a
- * {@link QueueError} carrying the last error (or the {@link TimeoutError}) as `cause` is thrown.
+ * A failure is retried (3 retries with backoff by default), except a permanent one, which is
+ * thrown at once: an invalid receipt handle, a queue that does not exist, access denied, missing
+ * or invalid credentials. With a `deadline`, the whole delete (every attempt and every wait) ends
+ * by then. When the delete fails, a {@link QueueError} carrying the last error as `cause` is
+ * thrown; its message says whether the failure is permanent and why.
  *
  * The `queueUrl` is checked first: the path `/<12-digit account id>/<queue name>`, and
  * `https://` on an SQS host, or on the host of the client's endpoint (`options.sqsEndpoint`, or
@@ -141,7 +173,7 @@ export async function removeJobFromQueue(
   const deadline = options.deadline === undefined ? undefined : validateDeadline(options.deadline, 'deadline');
   const startedAt = Date.now();
   if (deadline !== undefined && deadline <= startedAt) {
-    throw new QueueError(queueUrl, timeoutError({ at: deadline, startedAt }, 'delete SQS message'));
+    throw queueError(queueUrl, timeoutError({ at: deadline, startedAt }, 'delete SQS message'));
   }
   const { DeleteMessageCommand } = await import('@aws-sdk/client-sqs');
 
@@ -162,7 +194,7 @@ export async function removeJobFromQueue(
   const remove = retryError({
     ...options.retry,
     deadline,
-    shouldRetry: () => !abort.signal.aborted,
+    shouldRetry: (error) => permanentQueueFailure(error) === undefined && !abort.signal.aborted,
     logger: options.logger,
     operation: 'delete SQS message',
   })(async () => {
@@ -174,8 +206,18 @@ export async function removeJobFromQueue(
   try {
     await (timedOut ? Promise.race([remove(), timedOut]) : remove());
   } catch (error) {
-    throw new QueueError(queueUrl, abort.signal.aborted ? abort.signal.reason : error);
+    throw queueError(queueUrl, abort.signal.aborted ? abort.signal.reason : error);
   } finally {
     clearTimeout(timer);
   }
+}
+
+function queueError(queueUrl: string, cause: unknown): QueueError {
+  const error = new QueueError(queueUrl, cause);
+  const reason = permanentQueueFailure(cause);
+  if (reason !== undefined) {
+    // Set before the stack is first read, so the stack shows it too.
+    error.message = `deleting the message from ${queueUrl} failed permanently, so it was not retried: ${reason} (${messageOf(cause)})`;
+  }
+  return error;
 }

@@ -26,6 +26,26 @@ function stubCredentialsInEnvironment(): void {
   vi.stubEnv('AWS_SECRET_ACCESS_KEY', TEST_CREDENTIALS.secretAccessKey);
 }
 
+/** An environment where the SDK's default credential chain finds nothing, and says so quickly. */
+function removeCredentialsFromEnvironment(): void {
+  for (const name of [
+    'AWS_ACCESS_KEY_ID',
+    'AWS_SECRET_ACCESS_KEY',
+    'AWS_SESSION_TOKEN',
+    'AWS_PROFILE',
+    'AWS_DEFAULT_PROFILE',
+    'AWS_WEB_IDENTITY_TOKEN_FILE',
+    'AWS_ROLE_ARN',
+    'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+    'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  ]) {
+    vi.stubEnv(name, undefined);
+  }
+  vi.stubEnv('AWS_CONFIG_FILE', '/nonexistent/orca-reconcile-test/config');
+  vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', '/nonexistent/orca-reconcile-test/credentials');
+  vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
+}
+
 /** A Lambda context with `remainingMs` left from now. */
 function lambdaContext(remainingMs: number) {
   const endsAt = Date.now() + remainingMs;
@@ -329,4 +349,184 @@ describe('limits of the SQS delete', () => {
     });
   });
 
+  describe('permanent failures are not retried', () => {
+    const cases = [
+      {
+        label: 'an invalid receipt handle (ReceiptHandleIsInvalid)',
+        error: {
+          status: 404,
+          type: 'com.amazonaws.sqs#ReceiptHandleIsInvalid',
+          queryCode: 'ReceiptHandleIsInvalid',
+          message: `The input receipt handle "${HANDLE}" is not a valid receipt handle.`,
+        },
+        name: 'ReceiptHandleIsInvalid',
+        reason: 'the receipt handle is not one this queue issued',
+      },
+      {
+        label: 'access denied (AccessDenied)',
+        error: {
+          status: 403,
+          type: 'com.amazon.coral.service#AccessDeniedException',
+          queryCode: 'AccessDenied',
+          message: 'User: arn:aws:sts::123456789012:assumed-role/orca/reconcile is not authorized to perform: sqs:deletemessage',
+        },
+        name: 'AccessDenied',
+        reason: 'the credentials are not allowed sqs:DeleteMessage on this queue',
+      },
+      {
+        label: 'a queue that does not exist, with only its query-protocol type (AWS.SimpleQueueService.NonExistentQueue)',
+        error: {
+          status: 400,
+          type: 'AWS.SimpleQueueService.NonExistentQueue',
+          message: 'The specified queue does not exist for this wsdl version.',
+        },
+        name: 'QueueDoesNotExist',
+        reason: 'the queue does not exist',
+      },
+    ];
+
+    it.each(cases)('$label, answered by a local endpoint in the SQS wire format: one request, a permanent QueueError', async ({ error: answer, name, reason }) => {
+      // Prepare
+      const refusing = track(await startErrorEndpoint(answer));
+      const client = own(clientFor(refusing.endpoint, { maxAttempts: 1 }));
+      const { waits, retry } = recordedBackoff();
+
+      // Act
+      const error = await removeJobFromQueue(client, { queueUrl: refusing.queueUrl, receiptHandle: HANDLE }, { retry }).catch(
+        (thrown: unknown) => thrown,
+      );
+
+      // Assess
+      expect(error).toBeInstanceOf(QueueError);
+      expect(error).toMatchObject({ code: 'QUEUE', queueUrl: refusing.queueUrl, cause: { name } });
+      expect((error as Error).message).toContain(`deleting the message from ${refusing.queueUrl} failed permanently, so it was not retried: ${reason}`);
+      expect((error as Error).message).toContain(answer.message);
+      expect((error as Error).stack).toContain('failed permanently');
+      expect(refusing.requests()).toBe(1);
+      expect(waits).toEqual([]);
+    });
+
+    it('a queue that does not exist on fauxqs: one send, a permanent QueueError naming the queue URL', async () => {
+      // Prepare
+      const queue = sqs.createQueue();
+      const message = await queue.sendAndReceiveJob({ jobId: 1, orcaArchiveLocation: BUCKET });
+      const missingQueueUrl = queue.url.replace(queue.name, 'orca-no-such-queue');
+      const sends: string[] = [];
+      const client: SqsSender = { send: (command, options) => (sends.push('send'), sqs.sqs.send(command, options)) };
+      const { waits, retry } = recordedBackoff();
+
+      // Act
+      const error = await removeJobFromQueue(client, { queueUrl: missingQueueUrl, receiptHandle: message.receiptHandle }, { retry }).catch(
+        (thrown: unknown) => thrown,
+      );
+
+      // Assess
+      expect(error).toBeInstanceOf(QueueError);
+      expect(error).toMatchObject({ queueUrl: missingQueueUrl, cause: { name: 'QueueDoesNotExist', Code: 'AWS.SimpleQueueService.NonExistentQueue' } });
+      expect((error as Error).message).toBe(
+        `deleting the message from ${missingQueueUrl} failed permanently, so it was not retried: the queue does not exist: check the queue URL (The specified queue does not exist.)`,
+      );
+      expect(sends).toEqual(['send']);
+      expect(waits).toEqual([]);
+      expect(queue.messagesLeft()).toBe(1);
+    });
+
+    it('an error named AWS.SimpleQueueService.NonExistentQueue, as older SDK versions name it (client double: injected fault)', async () => {
+      // Prepare: the SDK installed here names this error QueueDoesNotExist.
+      const legacy = Object.assign(new Error('The specified queue does not exist for this wsdl version.'), {
+        name: 'AWS.SimpleQueueService.NonExistentQueue',
+      });
+      let sends = 0;
+      const client: SqsSender = {
+        send: async () => {
+          sends += 1;
+          throw legacy;
+        },
+      };
+      const { waits, retry } = recordedBackoff();
+
+      // Act
+      const error = await removeJobFromQueue(
+        client,
+        { queueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/orca-queue', receiptHandle: HANDLE },
+        { retry },
+      ).catch((thrown: unknown) => thrown);
+
+      // Assess
+      expect(error).toBeInstanceOf(QueueError);
+      expect((error as QueueError).cause).toBe(legacy);
+      expect((error as Error).message).toContain('failed permanently, so it was not retried: the queue does not exist');
+      expect(sends).toBe(1);
+      expect(waits).toEqual([]);
+    });
+
+    it('a client without credentials: no request, a permanent QueueError', async () => {
+      // Prepare
+      removeCredentialsFromEnvironment();
+      const endpoint = track(await startErrorEndpoint(INTERNAL_ERROR));
+      const client = own(clientFor(endpoint.endpoint, { maxAttempts: 1, credentials: false }));
+      const { waits, retry } = recordedBackoff();
+
+      // Act
+      const error = await removeJobFromQueue(client, { queueUrl: endpoint.queueUrl, receiptHandle: HANDLE }, { retry }).catch(
+        (thrown: unknown) => thrown,
+      );
+
+      // Assess
+      expect(error).toBeInstanceOf(QueueError);
+      expect(error).toMatchObject({ cause: { name: 'CredentialsProviderError' } });
+      expect((error as Error).message).toContain('failed permanently, so it was not retried: no AWS credentials could be loaded');
+      expect(endpoint.requests()).toBe(0);
+      expect(waits).toEqual([]);
+    });
+
+    it('the handler reports a permanent failure at once, with the reports committed and the job success', async () => {
+      // Prepare: the handler's own client, on an environment without credentials.
+      removeCredentialsFromEnvironment();
+      const endpoint = track(await startErrorEndpoint(INTERNAL_ERROR));
+      const { jobId, event } = await stagedJob();
+      const { waits, retry } = recordedBackoff();
+      const handler = createHandler({
+        database: t.db,
+        sqsEndpoint: endpoint.endpoint,
+        queueUrl: endpoint.queueUrl,
+        env: { AWS_REGION: 'us-east-1' },
+        schema,
+        retry,
+      });
+
+      // Act
+      let error: unknown;
+      try {
+        error = await handler(event).catch((thrown: unknown) => thrown);
+      } finally {
+        await handler.close();
+      }
+
+      // Assess
+      expect(error).toBeInstanceOf(QueueError);
+      expect((error as Error).message).toContain('no AWS credentials could be loaded');
+      expect(waits).toEqual([]);
+      expect(endpoint.requests()).toBe(0);
+      await expectCommittedSuccess(jobId);
+    });
+
+    it('a 500 is still retried: 1 + 3 requests with the backoff', async () => {
+      // Prepare
+      const failing = track(await startErrorEndpoint(INTERNAL_ERROR));
+      const client = own(clientFor(failing.endpoint, { maxAttempts: 1 }));
+      const { waits, retry } = recordedBackoff();
+
+      // Act
+      const error = await removeJobFromQueue(client, { queueUrl: failing.queueUrl, receiptHandle: HANDLE }, { retry }).catch(
+        (thrown: unknown) => thrown,
+      );
+
+      // Assess
+      expect(error).toBeInstanceOf(QueueError);
+      expect((error as Error).message).not.toContain('permanently');
+      expect(failing.requests()).toBe(4);
+      expect(waits).toEqual([1_000, 2_000, 4_000]);
+    });
+  });
 });
