@@ -86,7 +86,11 @@ export interface HandlerOptions {
    * {@link HandlerOptions.getDbConnectInfo}.
    */
   database?: Database | (() => Database | Promise<Database>);
-  /** Reads the connection details once per container. Default: the Secrets Manager secret named by `DB_CONNECT_INFO_SECRET_ARN`. */
+  /**
+   * Reads the connection details: once per container, and once more when the database refuses
+   * the password (SQLSTATE 28P01, as after a rotation of the secret). Default: the Secrets
+   * Manager secret named by `DB_CONNECT_INFO_SECRET_ARN`.
+   */
   getDbConnectInfo?: () => Promise<DbConnectInfo>;
   /** Extra settings for the pool the handler builds (ssl, timeouts, ...). */
   poolConfig?: Omit<pg.PoolConfig, 'host' | 'port' | 'database' | 'user' | 'password' | 'connectionString'>;
@@ -152,6 +156,9 @@ const DEFAULT_TIMEOUT_MARGIN_MS = 10_000;
 // retrying, and no request left waiting on an endpoint that never answers.
 const SQS_CONNECTION_TIMEOUT_MS = 2_000;
 const SQS_REQUEST_TIMEOUT_MS = 5_000;
+
+// invalid_password: the password of the connection details is no longer the role's.
+const INVALID_PASSWORD = '28P01';
 
 function requireVariable(env: Record<string, string | undefined>, name: string): string {
   const value = env[name];
@@ -283,17 +290,25 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   function database(): Promise<Database> {
     if (!databasePromise) {
       const source = options.database;
-      if (source === undefined) {
-        databasePromise = buildPool();
-      } else {
-        databasePromise = Promise.resolve(typeof source === 'function' ? source() : source);
-      }
+      const building = source === undefined ? buildPool() : Promise.resolve(typeof source === 'function' ? source() : source);
+      databasePromise = building;
       // A failed build is not cached: the next invocation tries again.
-      databasePromise.catch(() => {
-        databasePromise = undefined;
+      building.catch(() => {
+        if (databasePromise === building) databasePromise = undefined;
       });
     }
     return databasePromise;
+  }
+
+  /**
+   * Drops the pool built from the connection details, so that the next call of database() reads
+   * them again. The old pool is ended in the background.
+   */
+  function dropOwnedPool(): void {
+    const pool = ownedPool;
+    ownedPool = undefined;
+    databasePromise = undefined;
+    pool?.end().catch((error: unknown) => logger.warn('ending the old database pool failed', { error: messageOf(error) }));
   }
 
   function sqs(): Promise<SqsSender> {
@@ -322,16 +337,29 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     const target: SqsTarget = endpoint !== undefined ? { endpoint } : options.sqs ? await sqsTargetOf(options.sqs) : 'aws';
     checkQueueUrl(queueUrl, target, options.queueUrl === undefined);
     const sqsClient = await sqs();
-    const db = await database();
     logger.debug('reconciliation started', {
       jobId: input.jobId,
       orcaArchiveLocation: input.orcaArchiveLocation,
       requestId: requestIdOf(context),
     });
-    return task(
-      { ...input, queueUrl },
-      { database: db, sqs: sqsClient, sqsEndpoint: endpoint, logger, schema: options.schema, retry: options.retry, deadline },
-    );
+    const run = (db: Database): Promise<ReconcileOutput> =>
+      task(
+        { ...input, queueUrl },
+        { database: db, sqs: sqsClient, sqsEndpoint: endpoint, logger, schema: options.schema, retry: options.retry, deadline },
+      );
+    const db = await database();
+    try {
+      return await run(db);
+    } catch (error) {
+      // A rotated secret: the pool still has the old password. Read the details once more.
+      if (db !== ownedPool || !isInvalidPassword(error)) throw error;
+      logger.warn('the database refused the password: reading the connection details again', {
+        jobId: input.jobId,
+        error: messageOf(error),
+      });
+      dropOwnedPool();
+      return run(await database());
+    }
   };
 
   return Object.assign(handler, {
@@ -431,4 +459,14 @@ function requestIdOf(context: unknown): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether the database refused the password, here or in a cause. */
+function isInvalidPassword(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth += 1) {
+    if ((current as { code?: unknown }).code === INVALID_PASSWORD) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
