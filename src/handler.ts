@@ -29,6 +29,7 @@ import { type SqsTarget, describe, isPlainObject, parseReconcileEvent, validateQ
  *   }),
  * });
  * ```
+ * @category Reconcile
  */
 export interface DbConnectInfo {
   host: string;
@@ -55,6 +56,7 @@ export interface DbConnectInfo {
  * const context: LambdaContextLike = { getRemainingTimeInMillis: () => 300_000 - (Date.now() - startedAt) };
  * await handler(event, context);
  * ```
+ * @category Reconcile
  */
 export interface LambdaContextLike {
   getRemainingTimeInMillis?: () => number;
@@ -78,6 +80,7 @@ export interface LambdaContextLike {
  *   logger: console,
  * });
  * ```
+ * @category Reconcile
  */
 export interface HandlerOptions {
   /**
@@ -143,6 +146,7 @@ export interface HandlerOptions {
  *   await handler.close(); // ends the pool and the SQS client it built
  * }
  * ```
+ * @category Reconcile
  */
 export interface ReconcileHandler {
   (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput>;
@@ -233,6 +237,7 @@ export function parseConnectInfo(value: unknown, source: string, variable: strin
  *
  * export const handler = createHandler({ logger: console });
  * ```
+ * @category Reconcile
  */
 export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   const env = options.env ?? process.env;

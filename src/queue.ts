@@ -21,6 +21,7 @@ import { type SqsTarget, validateDeadline, validateQueueUrl, validateReceiptHand
  * const sent: unknown[] = [];
  * const fake: SqsSender = { send: async (command) => sent.push(command.input) };
  * ```
+ * @category Queue
  */
 export interface SqsSender {
   send(command: DeleteMessageCommand, options?: { abortSignal?: AbortSignal }): Promise<unknown>;
@@ -38,6 +39,7 @@ export interface SqsSender {
  *   receiptHandle: 'AQEB...',
  * };
  * ```
+ * @category Queue
  */
 export interface QueueMessage {
   /** URL of the queue the job message came from. */
@@ -59,6 +61,7 @@ export interface QueueMessage {
  *   logger: console,
  * });
  * ```
+ * @category Queue
  */
 export interface RemoveJobOptions {
   /**
@@ -161,6 +164,7 @@ export async function sqsTargetOf(sqs: unknown): Promise<SqsTarget> {
  *   receiptHandle: 'AQEB...',
  * }, { deadline: Date.now() + 20_000 });
  * ```
+ * @category Queue
  */
 export async function removeJobFromQueue(
   sqs: SqsSender,

@@ -32,6 +32,7 @@ import {
  * // A manual re-run: no message to delete.
  * const manual: TaskInput = { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' };
  * ```
+ * @category Reconcile
  */
 export interface TaskInput {
   /** Id of the staged `reconcile_job`. */
@@ -63,6 +64,7 @@ export interface TaskInput {
  *   deadline: Date.now() + 5 * 60_000,
  * };
  * ```
+ * @category Reconcile
  */
 export interface TaskDependencies {
   /** A `pg` Pool, Client or PoolClient, or a PGlite instance. */
@@ -101,6 +103,7 @@ export interface TaskDependencies {
  * const { jobId, phantoms, orphans, mismatches } = await task({ jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, { database: pool });
  * console.log(`job ${jobId}: ${phantoms} phantoms, ${orphans} orphans, ${mismatches} mismatches`);
  * ```
+ * @category Reconcile
  */
 export interface TaskOutput extends ReportCounts {
   jobId: number;
@@ -138,6 +141,7 @@ export interface TaskOutput extends ReportCounts {
  * );
  * console.log(output); // { jobId: 42, phantoms: 3, orphans: 0, mismatches: 1 }
  * ```
+ * @category Reconcile
  */
 export async function task(input: TaskInput, dependencies: TaskDependencies): Promise<TaskOutput> {
   const run = await prepareRun(input, dependencies);

@@ -223,6 +223,7 @@ export function validateDeadline(value: unknown, field = 'deadline'): number {
  *
  * const { jobId, orcaArchiveLocation, messageReceiptHandle }: ReconcileEventInput = parseReconcileEvent(event);
  * ```
+ * @category Reconcile
  */
 export interface ReconcileEventInput {
   jobId: number;
@@ -247,6 +248,7 @@ export interface ReconcileEventInput {
  *   if (error instanceof InvalidInputError) console.error(error.field); // 'event.jobId'
  * }
  * ```
+ * @category Reconcile
  */
 export function parseReconcileEvent(value: unknown): ReconcileEventInput {
   if (!isPlainObject(value)) {
