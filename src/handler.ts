@@ -4,6 +4,7 @@ import { ConfigurationError, InvalidInputError, messageOf } from './errors.js';
 import type { Database } from './database.js';
 import { type SqsSender, sqsTargetOf } from './queue.js';
 import { invocationDeadline } from './deadline.js';
+import type { MetricsSink } from './metrics.js';
 import type { Backoff } from './retry.js';
 import type { ReconcileOutput } from './schemas.js';
 import { task } from './task.js';
@@ -121,6 +122,8 @@ export interface HandlerOptions {
   schema?: string;
   /** Backoff of the retried steps. */
   retry?: Backoff;
+  /** Where each run publishes its numbers; a Powertools `Metrics` fits. See {@link MetricsSink}. */
+  metrics?: MetricsSink;
   /** Where configuration variables are read. Default `process.env`. */
   env?: Record<string, string | undefined>;
   /**
@@ -350,7 +353,16 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     const run = (db: Database): Promise<ReconcileOutput> =>
       task(
         { ...input, queueUrl },
-        { database: db, sqs: sqsClient, sqsEndpoint: endpoint, logger, schema: options.schema, retry: options.retry, deadline },
+        {
+          database: db,
+          sqs: sqsClient,
+          sqsEndpoint: endpoint,
+          logger,
+          schema: options.schema,
+          retry: options.retry,
+          deadline,
+          metrics: options.metrics,
+        },
       );
     const db = await database();
     try {

@@ -3,6 +3,7 @@ import type { Database } from './database.js';
 import { type Deadline, RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
 import { type JobTransactionOptions, checkListing, guardedTransaction, jobTransaction } from './guard.js';
 import { writeJobStatus } from './job.js';
+import { type MetricsSink, publishRunMetrics } from './metrics.js';
 import { type SqsSender, removeJobFromQueue, sqsTargetOf } from './queue.js';
 import { type ReportCounts, readReportCounts, replaceReports } from './reports.js';
 import type { Backoff } from './retry.js';
@@ -91,6 +92,11 @@ export interface TaskDependencies {
    * or it is aborted with a {@link QueueError}.
    */
   deadline?: number;
+  /**
+   * Where the run publishes its report counts, duration or failure, with the bucket as a
+   * dimension. A Powertools `Metrics` instance fits as it is. See {@link MetricsSink}.
+   */
+  metrics?: MetricsSink;
 }
 
 /**
@@ -156,14 +162,27 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
     // every failure is recorded, so that no job is left in that status.
     if (isRefusal(error) && !started) run.logger.error('reconciliation refused', { ...run.where, error: messageOf(error) });
     else await markFailed(run, error);
+    publishFailure(run, error);
     throw error;
   }
-  await deleteMessage(run);
+  try {
+    await deleteMessage(run);
+  } catch (error) {
+    publishFailure(run, error);
+    throw error;
+  }
+  const durationMs = Date.now() - run.startedAt;
   run.logger.info('reconciliation finished', {
     ...run.where,
     ...finished.counts,
     regenerated: finished.regenerated,
-    durationMs: Date.now() - run.startedAt,
+    durationMs,
+  });
+  publishRunMetrics(run.metrics, run.logger, {
+    outcome: 'success',
+    orcaArchiveLocation: run.where.orcaArchiveLocation,
+    ...finished.counts,
+    durationMs,
   });
   return { jobId: run.jobId, ...finished.counts };
 }
@@ -181,6 +200,16 @@ interface Run {
   job: Omit<JobTransactionOptions, 'operation'>;
   message: QueueTarget | undefined;
   retry: Backoff | undefined;
+  metrics: MetricsSink | undefined;
+}
+
+function publishFailure(run: Run, error: unknown): void {
+  publishRunMetrics(run.metrics, run.logger, {
+    outcome: 'failure',
+    orcaArchiveLocation: run.where.orcaArchiveLocation,
+    error,
+    durationMs: Date.now() - run.startedAt,
+  });
 }
 
 /** The message to delete at the end, and the SQS endpoint given for its client. */
@@ -207,6 +236,10 @@ async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Pro
   const deadline = deadlineOf(readArgument(dependencies, 'deadline', 'deadline'), startedAt);
   const logger = (readArgument(dependencies, 'logger', 'logger') as Logger | undefined) ?? silentLogger;
   const retry = readArgument(dependencies, 'retry', 'retry') as Backoff | undefined;
+  const metrics = readArgument(dependencies, 'metrics', 'metrics') as MetricsSink | undefined;
+  if (metrics !== undefined && !['addDimension', 'addMetric', 'publishStoredMetrics'].every((method) => typeof (metrics as unknown as Record<string, unknown>)[method] === 'function')) {
+    throw new InvalidInputError('metrics', 'metrics must have addDimension, addMetric and publishStoredMetrics (a Powertools Metrics instance fits)');
+  }
   return {
     jobId,
     where: { jobId, orcaArchiveLocation },
@@ -217,6 +250,7 @@ async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Pro
     job: { jobId, orcaArchiveLocation, schema, deadline, retry, logger },
     message,
     retry,
+    metrics,
   };
 }
 
