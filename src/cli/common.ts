@@ -1,9 +1,11 @@
+import { userInfo } from 'node:os';
 import pg from 'pg';
 import Table from 'cli-table3';
 import { type Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DatabaseError, InvalidInputError } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
 import { validateArchiveLocation } from '../validation.js';
+import { envValue, passwordFilePath, passwordFromFile } from './pgpass.js';
 
 /** Where a command writes, and what it reads from the environment. Tests pass their own. */
 export interface CliIO {
@@ -71,18 +73,20 @@ export const flagSchema = libraryCheck((value) => {
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)\S*@/gi;
 
 /**
- * A message as the one line the CLI prints on stderr: each of `databaseUrls` and its password
- * removed, the user information of any other URL (`scheme://user:password@host`) masked, line
- * breaks folded and control characters escaped. Usage errors repeat the flag's value, and a
- * database URL pasted into the wrong flag must not show its password.
+ * A message as the one line the CLI prints on stderr: each of `databaseUrls` and its password,
+ * and each of `passwords`, removed, the user information of any other URL
+ * (`scheme://user:password@host`) masked, line breaks folded and control characters escaped.
+ * Usage errors repeat the flag's value, and a database URL pasted into the wrong flag must not
+ * show its password.
  */
-export function errorLine(message: string, databaseUrls: readonly string[] = []): string {
+export function errorLine(message: string, databaseUrls: readonly string[] = [], passwords: readonly string[] = []): string {
   let text = message;
   for (const url of databaseUrls) {
     text = text.split(url).join('<database url>');
     const password = passwordOf(url);
     if (password) text = text.split(password).join('***');
   }
+  for (const password of passwords) text = text.split(password).join('***');
   return printable(text.replace(URL_CREDENTIALS, '$1***@').replace(/\s*\n\s*/g, ' ').trim());
 }
 
@@ -94,21 +98,32 @@ function passwordOf(url: string): string {
   }
 }
 
-/** The flags of a command that connects: `--database-url`, or `DATABASE_URL` when it is absent. */
+/** The flags of a command that connects: `--database-url`, or what the environment says when it is absent. */
 export interface DatabaseFlags {
   databaseUrl?: string;
 }
 
 /** `--database-url`, the flag {@link withDatabase} reads. */
-export const databaseUrlOption = (): Option => new Option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)');
+export const databaseUrlOption = (): Option =>
+  new Option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL, then the PG* variables as psql reads them)');
+
+/** The PG* variables that say where to connect; one of them set is enough to use them. */
+const PG_LOCATION_VARIABLES = ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE'] as const;
+
+/** How a command finds its database, for the help of every command that connects. */
+export const CONNECTION_HELP = `
+Connection: --database-url, else DATABASE_URL, else (when PGHOST, PGPORT, PGUSER or
+PGDATABASE is set) the PG* variables as psql reads them: PGHOST (default localhost),
+PGPORT (5432), PGUSER (your user name), PGDATABASE (the user name), PGSSLMODE, and the
+password of PGPASSWORD or else of the password file PGPASSFILE (default ~/.pgpass).`;
 
 /**
  * Runs `work` on a pool of one connection to the command's database, and ends the pool whatever
- * happens. The URL is `--database-url` or, when the flag is absent, `DATABASE_URL`; a missing or
- * malformed one is a usage error naming which. One connection is made up front, so an unreachable
- * or refusing server is reported as such before any work starts: as
- * `connect to the database of <source> failed: …`, or with `connectAction` in place of
- * `connect to the database of <source>`.
+ * happens. The database is `--database-url`, else `DATABASE_URL`, else the PG* variables of
+ * `io.env` (see {@link connectionOf}); a missing or malformed one is a usage error naming which.
+ * One connection is made up front, so an unreachable or refusing server is reported as such
+ * before any work starts: as `connect to the database of <source> failed: …`, or with
+ * `connectAction` in place of `connect to the database of <source>`.
  */
 export async function withDatabase<T>(
   flags: DatabaseFlags,
@@ -116,18 +131,105 @@ export async function withDatabase<T>(
   work: (pool: pg.Pool) => Promise<T>,
   connectAction?: string,
 ): Promise<T> {
-  const { databaseUrl, source } = databaseUrlOf(flags, io);
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1, connectionTimeoutMillis: 10_000 });
+  const connection = connectionOf(flags, io);
+  const pool = new pg.Pool({ ...connection.config, max: 1, connectionTimeoutMillis: 10_000 });
   pool.on('error', () => undefined);
   try {
     try {
       (await pool.connect()).release();
     } catch (error) {
-      throw new DatabaseError(connectAction ?? `connect to the database of ${source}`, error);
+      throw new DatabaseError(connectAction ?? `connect to the database of ${connection.source()}`, error);
     }
     return await work(pool);
   } finally {
     await pool.end();
+  }
+}
+
+/** The pg settings of the command's database, and where they came from, said without any password. */
+interface Connection {
+  config: pg.PoolConfig;
+  source(): string;
+}
+
+/**
+ * Where the command connects: `--database-url`, else `DATABASE_URL`, else, when one of PGHOST,
+ * PGPORT, PGUSER and PGDATABASE is set in `io.env`, those variables with libpq's defaults and the
+ * password of PGPASSWORD or of the password file. The values are read from `io.env` and given to
+ * pg explicitly, never left for pg to find in the process environment.
+ */
+function connectionOf(flags: DatabaseFlags, io: CliIO): Connection {
+  if (flags.databaseUrl !== undefined || envValue(io.env, 'DATABASE_URL') !== undefined) {
+    const { databaseUrl, source } = databaseUrlOf(flags, io);
+    return { config: { connectionString: databaseUrl }, source: () => source };
+  }
+  if (!PG_LOCATION_VARIABLES.some((name) => envValue(io.env, name) !== undefined)) {
+    throw usageError('--database-url is required (or set DATABASE_URL, or PGHOST, PGPORT, PGUSER or PGDATABASE)');
+  }
+  const host = envValue(io.env, 'PGHOST') ?? 'localhost';
+  const port = portOf(envValue(io.env, 'PGPORT'));
+  const user = envValue(io.env, 'PGUSER') ?? osUserName();
+  const database = envValue(io.env, 'PGDATABASE') ?? user;
+  const ssl = sslOf(envValue(io.env, 'PGSSLMODE'));
+  const place = `${user}@${host}:${port}/${database}`;
+  const fromVariable = envValue(io.env, 'PGPASSWORD');
+  if (fromVariable !== undefined) {
+    return {
+      config: { host, port, user, database, ssl, password: fromVariable },
+      source: () => `the PG* variables (${place}, password from PGPASSWORD)`,
+    };
+  }
+  // Read when the server asks for a password, as pg itself does: a server that trusts the client
+  // never makes the command open the file.
+  const file = passwordFilePath(io.env);
+  let passwordFrom = '';
+  const password = async (): Promise<string> => {
+    const found = await passwordFromFile(file, { host, port, database, user }, (warning) => writeLine(io.stderr, `orca-reconcile: warning: ${warning}`));
+    if (found === undefined) {
+      throw new Error(`the server asks for a password and none was given: set PGPASSWORD or add a line for ${place} to ${file}`);
+    }
+    passwordFrom = `, password from ${file}`;
+    return found;
+  };
+  return { config: { host, port, user, database, ssl, password }, source: () => `the PG* variables (${place}${passwordFrom})` };
+}
+
+/**
+ * PGSSLMODE as libpq means it: `require` encrypts without checking the certificate, `verify-ca`
+ * checks its chain, `verify-full` its chain and host name. pg cannot fall back from TLS to a plain
+ * connection, so `prefer` and `allow` (and an unset PGSSLMODE) connect without TLS.
+ */
+function sslOf(mode: string | undefined): pg.PoolConfig['ssl'] {
+  switch (mode) {
+    case undefined:
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return false;
+    case 'require':
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+      return { checkServerIdentity: () => undefined };
+    case 'verify-full':
+      return true;
+    default:
+      throw usageError('PGSSLMODE must be disable, allow, prefer, require, verify-ca or verify-full');
+  }
+}
+
+function portOf(value: string | undefined): number {
+  if (value === undefined) return 5432;
+  const port = digitsOnly(value);
+  if (!(port >= 1 && port <= 65535)) throw usageError('PGPORT must be a port number from 1 to 65535');
+  return port;
+}
+
+/** The user name libpq uses when PGUSER is unset: the operating system's, not $USER. */
+function osUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    throw usageError('PGUSER is required: the operating system user has no name');
   }
 }
 
