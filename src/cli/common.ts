@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import pg from 'pg';
 import Table from 'cli-table3';
 import { type Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DatabaseError, InvalidInputError } from '../errors.js';
+import { DatabaseError, InvalidInputError, sqlStateOf } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
 import { validateArchiveLocation } from '../validation.js';
 import { envValue, passwordFilePath, passwordFromFile } from './pgpass.js';
@@ -101,6 +101,8 @@ function passwordOf(url: string): string {
 /** The flags of a command that connects: `--database-url`, or what the environment says when it is absent. */
 export interface DatabaseFlags {
   databaseUrl?: string;
+  /** `--schema`: named when a table is missing. */
+  schema?: string;
 }
 
 /** `--database-url`, the flag {@link withDatabase} reads. */
@@ -140,9 +142,40 @@ export async function withDatabase<T>(
     } catch (error) {
       throw new DatabaseError(connectAction ?? `connect to the database of ${connection.source()}`, error);
     }
-    return await work(pool);
+    return await work(pool).catch((error: unknown) => {
+      throw isMissingTable(error) ? new MissingTableError(error, flags.schema ?? 'orca') : error;
+    });
   } finally {
     await pool.end();
+  }
+}
+
+/** SQLSTATE 42P01, undefined_table: the statement names a table the database does not have. */
+const UNDEFINED_TABLE = '42P01';
+
+function isMissingTable(error: unknown): error is DatabaseError {
+  if (!(error instanceof DatabaseError)) return false;
+  for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof DatabaseError ? cause.sqlState === UNDEFINED_TABLE : sqlStateOf(cause) === UNDEFINED_TABLE) return true;
+  }
+  return false;
+}
+
+/**
+ * A {@link DatabaseError} whose cause is a missing table, most often a wrong `--schema` or a
+ * database without the ORCA tables: its message says which schema was used and how a test
+ * database gets the tables.
+ */
+export class MissingTableError extends DatabaseError {
+  /** The schema the command looked in. */
+  readonly schema: string;
+
+  constructor(error: DatabaseError, schema: string) {
+    super(error.operation, error.cause);
+    this.schema = schema;
+    this.message =
+      `${error.message}. The ORCA tables were looked for in schema "${schema}" (--schema); on a development or ` +
+      `test database, "orca-reconcile schema --schema ${schema}" creates them`;
   }
 }
 

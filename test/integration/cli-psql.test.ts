@@ -252,3 +252,22 @@ describe('orca-reconcile connecting with the PG* variables', () => {
     });
   });
 });
+
+describe('orca-reconcile on a schema without the ORCA tables', () => {
+  // The CLI connects by itself, so only the real server can answer it.
+  const { extraSchema } = useOrcaSchema({ prefix: 'orca_cli_missing', buckets: [BUCKET], serverOnly: true });
+  /** Named, never created: the fixture's DROP SCHEMA IF EXISTS finds nothing to drop. */
+  const absent = extraSchema('orca_cli_absent');
+  const hint = `The ORCA tables were looked for in schema "${absent}" (--schema); on a development or test database, "orca-reconcile schema --schema ${absent}" creates them`;
+
+  it.runIf(usingPostgres).each([
+    ['jobs', ['jobs'], 'list jobs'],
+    ['report', ['report', '--job-id', '1', '--kind', 'orphan'], 'read job'],
+    ['run', ['run', '--job-id', '1', '--location', BUCKET], 'start job'],
+  ])('%s: exit 1, one line with the server error (42P01), the schema used and how to create the tables', async (_name, argv, action) => {
+    const result = await cli([...argv, '--schema', absent], { DATABASE_URL: process.env.DATABASE_URL! });
+
+    expect(result).toMatchObject({ code: 1, stdout: '' });
+    expect(result.stderrLines).toEqual([`orca-reconcile: ${action} failed: relation "${absent}.reconcile_job" does not exist. ${hint}`]);
+  });
+});
