@@ -294,6 +294,22 @@ export function exactJson(value: unknown, indent?: number): string {
   return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? rawJson(String(item)) : item), indent);
 }
 
+// CRLF records as RFC 4180 has them. With an explicit record delimiter csv-stringify stops quoting
+// fields that hold a bare CR or LF unless told to; RFC 4180 wants every line break quoted.
+export const CSV_OPTIONS = { record_delimiter: '\r\n', quote_record_delimiter: true } as const;
+
+export function isTerminal(stream: NodeJS.WritableStream): boolean {
+  return (stream as { isTTY?: boolean }).isTTY === true;
+}
+
+/**
+ * Whether `stream` is a file or a pipe: a file descriptor that is not a terminal, as
+ * process.stdout is under `> file` or `| program`. A stream of this process (no descriptor) is not.
+ */
+export function isFileOrPipe(stream: NodeJS.WritableStream): boolean {
+  return !isTerminal(stream) && typeof (stream as { fd?: unknown }).fd === 'number';
+}
+
 export function writeLine(stream: NodeJS.WritableStream, line: string): void {
   stream.write(`${line}\n`);
 }

@@ -10,11 +10,13 @@ import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
+  CSV_OPTIONS,
   databaseUrlOption,
   exactJson,
   flagJobId,
   flagSchema,
   integerFlag,
+  isTerminal,
   renderTable,
   withDatabase,
 } from './common.js';
@@ -145,10 +147,6 @@ async function openFile(path: string): Promise<ReturnType<typeof createWriteStre
   return file;
 }
 
-function isTerminal(stream: NodeJS.WritableStream): boolean {
-  return (stream as { isTTY?: boolean }).isTTY === true;
-}
-
 /** Turns rows into text: `start` before the first row, `rows` per block, `end` after the last. */
 interface Formatter {
   start(): string;
@@ -163,10 +161,6 @@ function cellText(value: unknown): string {
   if (value instanceof Date) return value.toISOString();
   return String(value);
 }
-
-// CRLF records as RFC 4180 has them. With an explicit record delimiter csv-stringify stops quoting
-// fields that hold a bare CR or LF unless told to; RFC 4180 wants every line break quoted.
-const CSV_OPTIONS = { record_delimiter: '\r\n', quote_record_delimiter: true } as const;
 
 function createFormatter(format: ReportFormat, kind: ReportKind): Formatter {
   const columns = reportColumns(kind);
