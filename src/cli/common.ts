@@ -329,6 +329,88 @@ export function printable(text: string): string {
   });
 }
 
+/** `--expanded`, on the commands that print tables. */
+export const expandedOption = (): Option =>
+  new Option('--expanded', 'print the table one field a line, as psql \\x does, also when piped (default: when it is wider than the terminal)');
+
+/** `--expanded` asks for a table: with another `--format`, or `--json`, it is a usage error. */
+export function checkExpanded(flags: { expanded?: boolean; format?: string; json?: boolean }): void {
+  if (!flags.expanded) return;
+  if (flags.format !== undefined && flags.format !== 'table') {
+    throw usageError(`--expanded prints a table: it cannot go with --format ${flags.format}`);
+  }
+  if (flags.json) throw usageError('--expanded prints a table: it cannot go with --json');
+}
+
+/**
+ * Tables as psql prints them under `\x auto`: a cli-table3 table while it fits the terminal,
+ * else, or always when `expanded`, one record after the other with one `field | value` line per
+ * column under a `-[ RECORD n ]` rule; then a `(N rows)` line. Only a terminal has a width: a
+ * table written to a file or a pipe is expanded only when asked. Once a block of rows is
+ * expanded, the blocks after it are too.
+ */
+export class TablePrinter {
+  private readonly width: number | undefined;
+  private records = 0;
+
+  constructor(
+    stream: NodeJS.WritableStream,
+    private expanded: boolean,
+  ) {
+    const { isTTY, columns } = stream as { isTTY?: boolean; columns?: unknown };
+    this.width = isTTY === true && typeof columns === 'number' && columns > 0 ? columns : undefined;
+  }
+
+  /** A whole table: its rows and the row count. */
+  table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+    return (rows.length > 0 ? this.block(head, rows) : '') + this.end(head, rows.length);
+  }
+
+  /** One block of rows under `head`, ending in a line break. */
+  block(head: readonly string[], rows: readonly (readonly string[])[]): string {
+    const first = this.records + 1;
+    this.records += rows.length;
+    if (!this.expanded) {
+      const table = renderTable(head, rows);
+      // The top border is as wide as the table, one column per character.
+      if (this.width === undefined || table.indexOf('\n') <= this.width) return `${table}\n`;
+      this.expanded = true;
+    }
+    return expandedRecords(head, rows, first, this.width);
+  }
+
+  /** After the last block: the header of a table without rows, then the row count. */
+  end(head: readonly string[], rowCount: number): string {
+    const footer = `(${rowCount} ${rowCount === 1 ? 'row' : 'rows'})\n`;
+    return rowCount === 0 ? this.block(head, []) + footer : footer;
+  }
+}
+
+/**
+ * Rows as psql's expanded output, numbered from `first`: each under a rule as wide as the widest
+ * name and value of the block, but no wider than `width`.
+ */
+function expandedRecords(head: readonly string[], rows: readonly (readonly string[])[], first: number, width: number | undefined): string {
+  const length = (text: string) => [...text].length;
+  const names = head.map(printable);
+  const nameWidth = Math.max(0, ...names.map(length));
+  let valueWidth = 0;
+  // One row at a time: a block can hold up to 100,000 rows, too many to spread as arguments.
+  const records = rows.map((row) => {
+    const values = row.map(printable);
+    for (const value of values) valueWidth = Math.max(valueWidth, length(value));
+    return values;
+  });
+  const rule = `${'-'.repeat(nameWidth)}-+-${'-'.repeat(valueWidth)}`;
+  let text = '';
+  records.forEach((values, index) => {
+    const label = `-[ RECORD ${first + index} ]`;
+    text += `${(label + rule.slice(label.length)).slice(0, Math.max(label.length, width ?? Infinity))}\n`;
+    for (const [column, name] of names.entries()) text += `${name}${' '.repeat(nameWidth - length(name))} | ${values[column] ?? ''}\n`;
+  });
+  return text;
+}
+
 /** A table of `rows` under `head` (cli-table3, no colours), cells passed through {@link printable}. */
 export function renderTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
   const table = new Table({ head: [...head], style: { head: [], border: [] } });

@@ -7,14 +7,15 @@ import {
   type CliIO,
   type RegisterCommand,
   CSV_OPTIONS,
+  TablePrinter,
   databaseUrlOption,
   exactJson,
+  expandedOption,
   flagLocation,
   flagSchema,
   integerFlag,
   isFileOrPipe,
   printable,
-  renderTable,
   usageError,
   withDatabase,
   writeLine,
@@ -35,6 +36,7 @@ interface JobsFlags {
   schema: string;
   format?: JobsFormat;
   json?: boolean;
+  expanded?: boolean;
 }
 
 /**
@@ -68,10 +70,12 @@ export const registerJobs: RegisterCommand = (program, io) => {
       new Option('--format <format>', 'output format (default: table, csv when stdout is a file or a pipe)').choices(JOBS_FORMATS),
     )
     .option('--json', 'the same as --format json')
+    .addOption(expandedOption())
     .addHelpText(
       'after',
       `
 The table truncates error messages to ${ERROR_MESSAGE_WIDTH} characters; csv and json print them whole.
+A table wider than the terminal is printed expanded, one field a line, as psql's \\x auto does.
 csv (RFC 4180) has a header row of snake_case names, json an array of objects with camelCase
 keys; both hold the same fields. Times are ISO 8601 in UTC. phantoms, orphans and mismatches
 count the job's report rows.
@@ -109,7 +113,7 @@ function formatOf(flags: JobsFlags, io: CliIO): JobsFormat {
     throw usageError(`--json is --format json: it cannot go with --format ${flags.format}`);
   }
   if (flags.json) return 'json';
-  return flags.format ?? (isFileOrPipe(io.stdout) ? 'csv' : 'table');
+  return flags.format ?? (flags.expanded || !isFileOrPipe(io.stdout) ? 'table' : 'csv');
 }
 
 async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
@@ -132,9 +136,8 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
     return;
   }
   const head = ['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches'];
-  writeLine(
-    io.stdout,
-    renderTable(
+  io.stdout.write(
+    new TablePrinter(io.stdout, flags.expanded === true).table(
       head,
       jobs.map((job) => [
         String(job.id),

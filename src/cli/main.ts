@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { InvalidInputError, messageOf } from '../errors.js';
-import { type CliIO, type RegisterCommand, CONNECTION_HELP, EXIT, errorLine, writeLine } from './common.js';
+import { type CliIO, type RegisterCommand, CONNECTION_HELP, EXIT, checkExpanded, errorLine, writeLine } from './common.js';
 import { registerDemo } from './demo.js';
 import { registerJobs } from './jobs.js';
 import { registerReport } from './report.js';
@@ -25,6 +25,8 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
       outputError: () => undefined,
     });
   for (const register of COMMANDS) register(program, io);
+  // Before any connection: --expanded asks for a table, whichever command prints it.
+  program.hook('preAction', (_program, command) => checkExpanded(command.opts()));
   // Every command that connects says where it finds the database.
   for (const command of program.commands) {
     if (command.options.some((option) => option.long === '--database-url')) command.addHelpText('after', CONNECTION_HELP);

@@ -11,13 +11,14 @@ import {
   type CliIO,
   type RegisterCommand,
   CSV_OPTIONS,
+  TablePrinter,
   databaseUrlOption,
   exactJson,
+  expandedOption,
   flagJobId,
   flagSchema,
   integerFlag,
   isTerminal,
-  renderTable,
   withDatabase,
 } from './common.js';
 
@@ -33,6 +34,7 @@ interface ReportFlags {
   jobId: number;
   kind: ReportKind;
   format?: ReportFormat;
+  expanded?: boolean;
   out?: string;
   schema: string;
   batchSize: number;
@@ -53,6 +55,7 @@ export const registerReport: RegisterCommand = (program, io) => {
         REPORT_FORMATS,
       ),
     )
+    .addOption(expandedOption())
     .option('--out <file>', 'write to FILE (created or truncated) instead of stdout, with progress on stderr')
     .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
     .option(
@@ -68,8 +71,9 @@ Columns are the report table's, in table order; csv's header row names them as t
 (job_id, key_path, ...), json and ndjson use the library's camelCase keys (jobId, keyPath, ...).
 Timestamps are ISO 8601 in UTC. csv follows RFC 4180: CRLF line ends, fields holding a comma,
 a quote or a line break are quoted, quotes doubled. json is one array, ndjson one object a line.
-table is printed in blocks of --batch-size rows, each with its own header; control characters
-in a cell are shown escaped (\\n, \\u001b).
+table is printed in blocks of --batch-size rows, each with its own header, then "(N rows)"; a
+table wider than the terminal, or any with --expanded, is printed one field a line as psql's
+\\x does. Control characters in a cell are shown escaped (\\n, \\u001b).
 
 Without --out only the data goes to stdout. With --out, stderr shows the rows written so far
 (at most once a second, four times on a terminal) and ends with "wrote N rows to FILE". If the
@@ -87,7 +91,7 @@ Examples:
 };
 
 async function exportReport(pool: Database, flags: ReportFlags, io: CliIO): Promise<void> {
-  const format = flags.format ?? (flags.out === undefined && isTerminal(io.stdout) ? 'table' : 'csv');
+  const format = flags.format ?? (flags.expanded || (flags.out === undefined && isTerminal(io.stdout)) ? 'table' : 'csv');
   let file: ReturnType<typeof createWriteStream> | undefined;
   try {
     await checkJobExists(pool, flags.schema, flags.jobId);
@@ -96,7 +100,7 @@ async function exportReport(pool: Database, flags: ReportFlags, io: CliIO): Prom
     if (flags.out !== undefined) file = await openFile(flags.out);
     const sink = new Sink(file ?? io.stdout, file === undefined);
     const progress = file && flags.out !== undefined ? progressReporter(io.stderr, flags.out) : undefined;
-    const formatter = createFormatter(format, flags.kind);
+    const formatter = createFormatter(format, flags.kind, new TablePrinter(file ?? io.stdout, flags.expanded === true));
 
     let rows = 0;
     let batch: Record<string, unknown>[] = [];
@@ -162,7 +166,7 @@ function cellText(value: unknown): string {
   return String(value);
 }
 
-function createFormatter(format: ReportFormat, kind: ReportKind): Formatter {
+function createFormatter(format: ReportFormat, kind: ReportKind, table: TablePrinter): Formatter {
   const columns = reportColumns(kind);
   const keys = columns.map(camel);
   const cells = (rows: readonly Record<string, unknown>[]) => rows.map((row) => keys.map((key) => cellText(row[key])));
@@ -197,9 +201,9 @@ function createFormatter(format: ReportFormat, kind: ReportKind): Formatter {
     case 'table':
       return {
         start: () => '',
-        rows: (rows) => `${renderTable(columns, cells(rows))}\n`,
+        rows: (rows) => table.block(columns, cells(rows)),
         // An empty report still shows its columns.
-        end: (rowCount) => (rowCount === 0 ? `${renderTable(columns, [])}\n` : ''),
+        end: (rowCount) => table.end(columns, rowCount),
       };
   }
 }

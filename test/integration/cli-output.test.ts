@@ -9,7 +9,7 @@ import { runCli } from '../../src/cli/main.js';
 import { OrcaStatus } from '../../src/index.js';
 import { memoryIO, parseCsvStrict, tableRows } from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
-import { insertJob } from '../helpers/rows.js';
+import { insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -56,6 +56,13 @@ async function redirected(argv: string[], file: string): Promise<{ code: number 
   }
 }
 
+/** A terminal `columns` wide: in-memory streams that say they are a TTY of that width. */
+function terminal(columns: number) {
+  const output = memoryIO({}, { tty: true });
+  Object.assign(output.io.stdout, { columns });
+  return output;
+}
+
 describe('orca-reconcile jobs --format (no server needed)', () => {
   it('--json with another --format is exit 2 naming both flags, before any connection', async () => {
     const output = memoryIO({});
@@ -64,6 +71,19 @@ describe('orca-reconcile jobs --format (no server needed)', () => {
 
     expect(code).toBe(2);
     expect(output.stderrLines()).toEqual(['orca-reconcile: --json is --format json: it cannot go with --format csv']);
+  });
+
+  it.each([
+    ['jobs', ['jobs', '--expanded', '--format', 'json'], '--format json'],
+    ['jobs --json', ['jobs', '--json', '--expanded'], '--json'],
+    ['report', ['report', '--job-id', '1', '--kind', 'orphan', '--format', 'ndjson', '--expanded'], '--format ndjson'],
+  ])('%s: --expanded with a format other than table is exit 2 naming both, before any connection', async (_name, argv, other) => {
+    const output = memoryIO({});
+
+    const code = await runCli([...argv, '--database-url', UNUSED_URL], output.io);
+
+    expect(code).toBe(2);
+    expect(output.stderrLines()).toEqual([`orca-reconcile: --expanded prints a table: it cannot go with ${other}`]);
   });
 
   it('an unknown --format is exit 2 naming the flag and its choices', async () => {
@@ -145,5 +165,148 @@ describe('orca-reconcile jobs output formats', () => {
     expect(parseCsvStrict(csv.stdout())).toEqual(expectedCsv());
     expect((JSON.parse(json.stdout()) as { id: number }[]).map((job) => job.id)).toEqual(ids);
     expect(alias.stdout()).toBe(json.stdout());
+  });
+});
+
+describe('orca-reconcile tables that fit the terminal', () => {
+  // The CLI connects by itself, so only the real server can answer it.
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_cli_expanded', buckets: [BUCKET], serverOnly: true });
+  const url = process.env.DATABASE_URL ?? UNUSED_URL;
+  const jobs = (...args: string[]) => ['jobs', '--database-url', url, '--schema', schema, ...args];
+  const report = (jobId: number, ...args: string[]) => ['report', '--database-url', url, '--schema', schema, '--job-id', String(jobId), '--kind', 'orphan', ...args];
+  let failed: number;
+  let done: number;
+
+  beforeAll(async () => {
+    if (!usingPostgres) return;
+    done = await insertJob(t, schema, BUCKET, OrcaStatus.Success);
+    failed = await insertJob(t, schema, BUCKET, OrcaStatus.Error);
+    await t.query(`UPDATE "${schema}".reconcile_job SET error_message = $2, end_time = last_update WHERE id = $1`, [failed, ERROR_MESSAGE]);
+    await insertReportRows(t, schema, 'orphan', [0, 1].map((index) => reportRow('orphan', done, index)));
+  });
+
+  /** The two jobs as expanded records; the widest value is the error message, 49 characters once its line break is escaped. */
+  const expandedJobs = (rule = `-+-${'-'.repeat(49)}`) =>
+    [
+      `-[ RECORD 1 ]${rule}`,
+      `id            | ${failed}`,
+      `bucket        | ${BUCKET}`,
+      'status        | error',
+      'start_time    | 2026-01-01T01:00:00.000Z',
+      'last_update   | 2026-01-01T01:00:00.000Z',
+      'end_time      | 2026-01-01T01:00:00.000Z',
+      'error_message | listing replaced by job 9,\\nso "this" run stopped',
+      'phantoms      | 0',
+      'orphans       | 0',
+      'mismatches    | 0',
+      `-[ RECORD 2 ]${rule}`,
+      `id            | ${done}`,
+      `bucket        | ${BUCKET}`,
+      'status        | success',
+      'start_time    | 2026-01-01T01:00:00.000Z',
+      'last_update   | 2026-01-01T01:00:00.000Z',
+      'end_time      | ',
+      'error_message | ',
+      'phantoms      | 0',
+      'orphans       | 2',
+      'mismatches    | 0',
+      '(2 rows)',
+      '',
+    ].join('\n');
+
+  it.runIf(usingPostgres)('jobs: a table wider than the terminal is printed expanded, as psql \\x auto does, with the row count', async () => {
+    const narrow = terminal(80);
+
+    const code = await runCli(jobs(), narrow.io);
+
+    expect({ code, stderr: narrow.stderr() }).toEqual({ code: 0, stderr: '' });
+    expect(narrow.stdout()).toBe(expandedJobs());
+  });
+
+  it.runIf(usingPostgres)('jobs: a table that fits stays a table, followed by "(N rows)", "(1 row)" for one', async () => {
+    const wide = terminal(400);
+    const one = terminal(400);
+
+    await runCli(jobs(), wide.io);
+    await runCli(jobs('--limit', '1'), one.io);
+
+    const lines = wide.stdout().split('\n');
+    expect(tableRows(wide.stdout()).map((cells) => cells[0])).toEqual(['id', String(failed), String(done)]);
+    expect(Math.max(...lines.map((line) => line.length))).toBeLessThanOrEqual(400);
+    expect(lines.slice(-2)).toEqual(['(2 rows)', '']);
+    expect(one.stdout().endsWith('┘\n(1 row)\n')).toBe(true);
+  });
+
+  it.runIf(usingPostgres)('jobs --expanded: expanded even where nothing measures the width; no rule longer than a narrow terminal', async () => {
+    const anywhere = memoryIO({});
+    const tiny = terminal(30);
+
+    await runCli(jobs('--expanded'), anywhere.io);
+    await runCli(jobs('--expanded'), tiny.io);
+
+    expect(anywhere.stdout()).toBe(expandedJobs());
+    expect(tiny.stdout()).toBe(expandedJobs(`-+-${'-'.repeat(14)}`));
+  });
+
+  it.runIf(usingPostgres)('jobs: no job is the header table and "(0 rows)", or "(0 rows)" alone expanded', async () => {
+    const table = terminal(400);
+    const expanded = terminal(400);
+
+    await runCli(jobs('--location', 'prefix-orca-unknown'), table.io);
+    await runCli(jobs('--location', 'prefix-orca-unknown', '--expanded'), expanded.io);
+
+    expect(tableRows(table.stdout())).toHaveLength(1);
+    expect(table.stdout().endsWith('┘\n(0 rows)\n')).toBe(true);
+    expect(expanded.stdout()).toBe('(0 rows)\n');
+  });
+
+  /** The two orphan rows of job `done` as expanded records, under a rule as wide as the timestamps. */
+  const expandedOrphans = () =>
+    [
+      `-[ RECORD 1 ]-+-${'-'.repeat(24)}`,
+      `job_id        | ${done}`,
+      'key_path      | dir/000.h5',
+      'etag          | "o000"',
+      'last_update   | 2025-01-01T05:06:07.000Z',
+      'size_in_bytes | 9007199254740993',
+      'storage_class | GLACIER',
+      `-[ RECORD 2 ]-+-${'-'.repeat(24)}`,
+      `job_id        | ${done}`,
+      'key_path      | dir/001.h5',
+      'etag          | "o001"',
+      'last_update   | 2025-01-02T05:06:07.001Z',
+      'size_in_bytes | 9007199254740995',
+      'storage_class | STANDARD',
+      '(2 rows)',
+      '',
+    ].join('\n');
+
+  it.runIf(usingPostgres)('report: blocks wider than the terminal are expanded, records numbered across blocks, one row count at the end', async () => {
+    const narrow = terminal(80);
+    const wide = terminal(200);
+
+    const codes = [await runCli(report(done, '--batch-size', '1'), narrow.io), await runCli(report(done, '--batch-size', '1'), wide.io)];
+
+    expect(codes).toEqual([0, 0]);
+    expect(narrow.stdout()).toBe(expandedOrphans());
+    const table = wide.stdout();
+    expect(tableRows(table).filter((cells) => cells[0] === 'job_id')).toHaveLength(2);
+    expect(table.endsWith('┘\n(2 rows)\n')).toBe(true);
+    expect(table.match(/\(\d+ rows?\)/g)).toEqual(['(2 rows)']);
+  });
+
+  it.runIf(usingPostgres)('report --expanded: a table even when piped, and in the file of --out', async () => {
+    const piped = memoryIO({});
+    const directory = await mkdtemp(join(tmpdir(), 'orca-cli-expanded-'));
+    const file = join(directory, 'orphans.txt');
+    try {
+      const codes = [await runCli(report(done, '--expanded'), piped.io), await runCli(report(done, '--expanded', '--out', file), memoryIO({}).io)];
+
+      expect(codes).toEqual([0, 0]);
+      expect(piped.stdout()).toBe(expandedOrphans());
+      expect(await readFile(file, 'utf8')).toBe(expandedOrphans());
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });
