@@ -17,6 +17,7 @@ const RUNTIME_EXPORTS = [
   'SupersededJobError',
   'TimeoutError',
   'createHandler',
+  'createOrcaTables',
   'generateReports',
   'inputSchema',
   'isRefusal',
