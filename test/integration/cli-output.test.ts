@@ -185,31 +185,30 @@ describe('orca-reconcile tables that fit the terminal', () => {
     await insertReportRows(t, schema, 'orphan', [0, 1].map((index) => reportRow('orphan', done, index)));
   });
 
+  /** One expanded record: its rule, then a `name | value` line per field, names padded to the longest (13). */
+  const record = (n: number, rule: string, fields: [string, string | number][]) => [
+    `-[ RECORD ${n} ]${rule}`,
+    ...fields.map(([name, value]) => `${name.padEnd(13)} | ${value}`),
+  ];
+  const TIME = '2026-01-01T01:00:00.000Z';
+  const jobFields = (id: number, status: string, endTime: string, errorMessage: string, orphans: number): [string, string | number][] => [
+    ['id', id],
+    ['bucket', BUCKET],
+    ['status', status],
+    ['start_time', TIME],
+    ['last_update', TIME],
+    ['end_time', endTime],
+    ['error_message', errorMessage],
+    ['phantoms', 0],
+    ['orphans', orphans],
+    ['mismatches', 0],
+  ];
+
   /** The two jobs as expanded records; the widest value is the error message, 49 characters once its line break is escaped. */
   const expandedJobs = (rule = `-+-${'-'.repeat(49)}`) =>
     [
-      `-[ RECORD 1 ]${rule}`,
-      `id            | ${failed}`,
-      `bucket        | ${BUCKET}`,
-      'status        | error',
-      'start_time    | 2026-01-01T01:00:00.000Z',
-      'last_update   | 2026-01-01T01:00:00.000Z',
-      'end_time      | 2026-01-01T01:00:00.000Z',
-      'error_message | listing replaced by job 9,\\nso "this" run stopped',
-      'phantoms      | 0',
-      'orphans       | 0',
-      'mismatches    | 0',
-      `-[ RECORD 2 ]${rule}`,
-      `id            | ${done}`,
-      `bucket        | ${BUCKET}`,
-      'status        | success',
-      'start_time    | 2026-01-01T01:00:00.000Z',
-      'last_update   | 2026-01-01T01:00:00.000Z',
-      'end_time      | ',
-      'error_message | ',
-      'phantoms      | 0',
-      'orphans       | 2',
-      'mismatches    | 0',
+      ...record(1, rule, jobFields(failed, 'error', TIME, 'listing replaced by job 9,\\nso "this" run stopped', 0)),
+      ...record(2, rule, jobFields(done, 'success', '', '', 2)),
       '(2 rows)',
       '',
     ].join('\n');
@@ -261,25 +260,23 @@ describe('orca-reconcile tables that fit the terminal', () => {
   });
 
   /** The two orphan rows of job `done` as expanded records, under a rule as wide as the timestamps. */
-  const expandedOrphans = () =>
-    [
-      `-[ RECORD 1 ]-+-${'-'.repeat(24)}`,
-      `job_id        | ${done}`,
-      'key_path      | dir/000.h5',
-      'etag          | "o000"',
-      'last_update   | 2025-01-01T05:06:07.000Z',
-      'size_in_bytes | 9007199254740993',
-      'storage_class | GLACIER',
-      `-[ RECORD 2 ]-+-${'-'.repeat(24)}`,
-      `job_id        | ${done}`,
-      'key_path      | dir/001.h5',
-      'etag          | "o001"',
-      'last_update   | 2025-01-02T05:06:07.001Z',
-      'size_in_bytes | 9007199254740995',
-      'storage_class | STANDARD',
+  const expandedOrphans = () => {
+    const orphan = (n: number, keyPath: string, etag: string, lastUpdate: string, size: string, storageClass: string) =>
+      record(n, `-+-${'-'.repeat(24)}`, [
+        ['job_id', done],
+        ['key_path', keyPath],
+        ['etag', etag],
+        ['last_update', lastUpdate],
+        ['size_in_bytes', size],
+        ['storage_class', storageClass],
+      ]);
+    return [
+      ...orphan(1, 'dir/000.h5', '"o000"', '2025-01-01T05:06:07.000Z', '9007199254740993', 'GLACIER'),
+      ...orphan(2, 'dir/001.h5', '"o001"', '2025-01-02T05:06:07.001Z', '9007199254740995', 'STANDARD'),
       '(2 rows)',
       '',
     ].join('\n');
+  };
 
   it.runIf(usingPostgres)('report: blocks wider than the terminal are expanded, records numbered across blocks, one row count at the end', async () => {
     const narrow = terminal(80);
