@@ -23,6 +23,19 @@ export type {
   ReportQuery,
   ReportRows,
 } from './read-report.js';
+export { compareJobs, summarizeJobChanges } from './compare.js';
+export type {
+  ChangeCounts,
+  ChangeType,
+  CompareJobsOptions,
+  ComparedJobs,
+  JobChangeSummary,
+  JobComparison,
+  NewDiscrepancy,
+  PersistingDiscrepancy,
+  ReportChange,
+  ResolvedDiscrepancy,
+} from './compare.js';
 export { inputSchema, outputSchema } from './schemas.js';
 export type { ReconcileEvent, ReconcileOutput } from './schemas.js';
 export { parseReconcileEvent } from './validation.js';
@@ -30,10 +43,13 @@ export type { ReconcileEventInput } from './validation.js';
 export {
   ConfigurationError,
   DatabaseError,
+  DifferentLocationsError,
   InvalidInputError,
   InventoryNotLoadedError,
   JobNotFoundError,
+  JobNotSuccessfulError,
   LocationMismatchError,
+  NoPreviousJobError,
   OrcaReconcileError,
   QueueError,
   StaleInventoryError,

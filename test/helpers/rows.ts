@@ -299,7 +299,8 @@ export async function snapshotJobs(t: TestDatabase, schema: string): Promise<str
 
 // --- Report rows as the library returns them ---
 
-const REPORT_TABLE: Record<ReportKind, string> = {
+/** The table of each report. */
+export const REPORT_TABLE: Record<ReportKind, string> = {
   phantom: 'reconcile_phantom_report',
   orphan: 'reconcile_orphan_report',
   mismatch: 'reconcile_catalog_mismatch_report',
