@@ -138,20 +138,40 @@ export const camel = (column: string): string => column.replace(/_([a-z0-9])/g, 
 const INT8_COLUMNS = new Set(['job_id', 'orca_size', 'size_in_bytes', 'orca_size_in_bytes', 's3_size_in_bytes']);
 const TIME_COLUMNS = new Set(['orca_last_update', 'last_update', 's3_last_update']);
 
+/** One column of a report: its name, its key in the typed row, and how its value is read. */
+interface ColumnReader {
+  column: string;
+  key: string;
+  read(value: unknown): unknown;
+}
+
+// int8 as bigint, exact whatever the driver returned (pg a string, PGlite a number or a bigint),
+// timestamps as Date, class ids as numbers.
+const readInt8 = (value: unknown): bigint => BigInt(value as string | number | bigint);
+const readTime = (value: unknown): Date => (value instanceof Date ? value : new Date(String(value)));
+const readAsIs = (value: unknown): unknown => value;
+
+/** Each report's column readers, made once: a row is read without looking its columns up again. */
+const COLUMN_READERS = Object.fromEntries(
+  REPORT_KINDS.map((kind) => [
+    kind,
+    REPORT_TABLES[kind].columns.map(
+      (column): ColumnReader => ({
+        column,
+        key: camel(column),
+        read: INT8_COLUMNS.has(column) ? readInt8 : TIME_COLUMNS.has(column) ? readTime : column.endsWith('storage_class_id') ? Number : readAsIs,
+      }),
+    ),
+  ]),
+) as Record<ReportKind, ColumnReader[]>;
+
 /**
- * Database row to typed row: int8 as bigint, exact whatever the driver returned (pg a string,
- * PGlite a number or a bigint), timestamps as Date. Each column is read from `prefix` followed by
- * its name, for statements that return two report rows side by side.
+ * Database row to typed row (see {@link COLUMN_READERS}). Each column is read from `prefix`
+ * followed by its name, for statements that return two report rows side by side.
  */
 export function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown>, prefix = ''): ReportRows[K] {
   const row: Record<string, unknown> = {};
-  for (const column of REPORT_TABLES[kind].columns) {
-    const value = raw[prefix + column];
-    if (INT8_COLUMNS.has(column)) row[camel(column)] = BigInt(value as string | number | bigint);
-    else if (TIME_COLUMNS.has(column)) row[camel(column)] = value instanceof Date ? value : new Date(String(value));
-    else if (column.endsWith('storage_class_id')) row[camel(column)] = Number(value);
-    else row[camel(column)] = value;
-  }
+  for (const { column, key, read } of COLUMN_READERS[kind]) row[key] = read(raw[prefix + column]);
   return row as unknown as ReportRows[K];
 }
 
