@@ -16,25 +16,12 @@ import {
   databaseUrlOption,
   exactJson,
   flagJobId,
-  flagSchema,
-  integerFlag,
   jobIdFlag,
   renderTable,
   usageError,
   withDatabase,
 } from './common.js';
-import {
-  DEFAULT_BATCH_SIZE,
-  EXPORT_FORMATS,
-  type ExportFormat,
-  MAX_BATCH_SIZE,
-  type RowLayout,
-  cellText,
-  defaultFormat,
-  exportRows,
-  outOption,
-  writeOutput,
-} from './export.js';
+import { type ExportFormat, type RowLayout, addExportOptions, cellText, defaultFormat, exportRows, writeOutput } from './export.js';
 
 interface DiffFlags {
   databaseUrl?: string;
@@ -50,7 +37,7 @@ interface DiffFlags {
 }
 
 export const registerDiff: RegisterCommand = (program, io) => {
-  program
+  const command = program
     .command('diff')
     .summary("Show what changed in a job's reports since the previous run.")
     .description(
@@ -65,21 +52,8 @@ export const registerDiff: RegisterCommand = (program, io) => {
         CHANGE_TYPES,
       ),
     )
-    .option('--summary', 'print only the number of changes per report')
-    .addOption(
-      new Option(
-        '--format <format>',
-        'output format (default: table on a terminal; csv when piped or with --out, json with --summary)',
-      ).choices(EXPORT_FORMATS),
-    )
-    .addOption(outOption())
-    .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
-    .option(
-      '--batch-size <n>',
-      `rows fetched from the server at a time, and rows per table block (1 to ${MAX_BATCH_SIZE})`,
-      integerFlag('--batch-size', 1, MAX_BATCH_SIZE),
-      DEFAULT_BATCH_SIZE,
-    )
+    .option('--summary', 'print only the number of changes per report');
+  addExportOptions(command, 'table on a terminal; csv when piped or with --out, json with --summary')
     .addHelpText(
       'after',
       `

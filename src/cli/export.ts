@@ -1,21 +1,34 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { messageOf } from '../errors.js';
-import { type CliIO, exactJson, renderTable } from './common.js';
+import { type CliIO, exactJson, flagSchema, integerFlag, renderTable } from './common.js';
 
 /** The output formats of the commands that stream rows: `report` and `diff`. */
 export const EXPORT_FORMATS = ['table', 'csv', 'json', 'ndjson'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-export const DEFAULT_BATCH_SIZE = 1000;
+const DEFAULT_BATCH_SIZE = 1000;
 /** The library's own bound on rows per FETCH. */
-export const MAX_BATCH_SIZE = 100_000;
+const MAX_BATCH_SIZE = 100_000;
 
-/** `--out`, shared by the commands that write rows. */
-export const outOption = (): Option =>
-  new Option('--out <file>', 'write to FILE (created or truncated) instead of stdout, with progress on stderr');
+/**
+ * The flags of a command that writes rows: `--format` (whose default `formatDefault` describes),
+ * `--out`, `--schema` and `--batch-size`.
+ */
+export function addExportOptions(command: Command, formatDefault: string): Command {
+  return command
+    .addOption(new Option('--format <format>', `output format (default: ${formatDefault})`).choices(EXPORT_FORMATS))
+    .option('--out <file>', 'write to FILE (created or truncated) instead of stdout, with progress on stderr')
+    .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
+    .option(
+      '--batch-size <n>',
+      `rows fetched from the server at a time, and rows per table block (1 to ${MAX_BATCH_SIZE})`,
+      integerFlag('--batch-size', 1, MAX_BATCH_SIZE),
+      DEFAULT_BATCH_SIZE,
+    );
+}
 
 export function isTerminal(stream: NodeJS.WritableStream): boolean {
   return (stream as { isTTY?: boolean }).isTTY === true;

@@ -4,18 +4,8 @@ import { REPORT_KINDS, type ReportKind, type ReportRows, camel, readReport, repo
 import type { Database } from '../database.js';
 import { jobExistsSql } from '../sql/jobs.js';
 import { quoteSchema } from '../sql/schema.js';
-import { type CliIO, type RegisterCommand, databaseUrlOption, flagJobId, flagSchema, integerFlag, withDatabase } from './common.js';
-import {
-  DEFAULT_BATCH_SIZE,
-  EXPORT_FORMATS,
-  type ExportFormat,
-  MAX_BATCH_SIZE,
-  type RowLayout,
-  cellText,
-  defaultFormat,
-  exportRows,
-  outOption,
-} from './export.js';
+import { type CliIO, type RegisterCommand, databaseUrlOption, flagJobId, withDatabase } from './common.js';
+import { type ExportFormat, type RowLayout, addExportOptions, cellText, defaultFormat, exportRows } from './export.js';
 
 interface ReportFlags {
   databaseUrl?: string;
@@ -28,7 +18,7 @@ interface ReportFlags {
 }
 
 export const registerReport: RegisterCommand = (program, io) => {
-  program
+  const command = program
     .command('report')
     .summary('Stream one report of a job as a table, csv, json or ndjson.')
     .description(
@@ -36,20 +26,8 @@ export const registerReport: RegisterCommand = (program, io) => {
     )
     .addOption(databaseUrlOption())
     .requiredOption('--job-id <id>', 'reconcile_job id', flagJobId)
-    .addOption(new Option('--kind <kind>', 'report to read').choices(REPORT_KINDS).makeOptionMandatory())
-    .addOption(
-      new Option('--format <format>', 'output format (default: table on a terminal, csv when piped or with --out)').choices(
-        EXPORT_FORMATS,
-      ),
-    )
-    .addOption(outOption())
-    .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
-    .option(
-      '--batch-size <n>',
-      `rows fetched from the server at a time, and rows per table block (1 to ${MAX_BATCH_SIZE})`,
-      integerFlag('--batch-size', 1, MAX_BATCH_SIZE),
-      DEFAULT_BATCH_SIZE,
-    )
+    .addOption(new Option('--kind <kind>', 'report to read').choices(REPORT_KINDS).makeOptionMandatory());
+  addExportOptions(command, 'table on a terminal, csv when piped or with --out')
     .addHelpText(
       'after',
       `

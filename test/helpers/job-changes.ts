@@ -14,20 +14,10 @@ import {
 import { REPORT_KINDS, reportColumns } from '../../src/read-report.js';
 import { NEAR_DUPLICATE_KEYS, Random, TRICKY_KEYS } from './datasets.js';
 import type { TestDatabase } from './database.js';
-import { REPORT_TABLE, camel } from './rows.js';
+import { DISCREPANCY_TYPES, REPORT_TABLE, camel } from './rows.js';
 
 export const HISTORY_BUCKET = 'prefix-orca-primary';
 export const OTHER_BUCKET = 'prefix-orca-secondary';
-
-export const DISCREPANCY_TYPES = [
-  'etag',
-  'size_in_bytes',
-  'storage_class',
-  'etag, size_in_bytes',
-  'etag, storage_class',
-  'size_in_bytes, storage_class',
-  'etag, size_in_bytes, storage_class',
-];
 
 /**
  * Keys whose order differs between UTF-16 code units and UTF-8 bytes: U+FF21 sorts after the
@@ -240,6 +230,26 @@ export async function loadHistory(t: TestDatabase, schema: string, history: read
     loaded.push({ ...job, id, reports });
   }
   return loaded;
+}
+
+/** A job to load by hand: of {@link HISTORY_BUCKET}, `success` and with empty reports unless told otherwise. */
+export interface JobSeed {
+  bucket?: string;
+  status?: OrcaStatus;
+  reports?: Partial<JobReports>;
+}
+
+/** Inserts the jobs in order (see {@link JobSeed}), each with its reports. */
+export function loadJobs(t: TestDatabase, schema: string, ...jobs: JobSeed[]): Promise<LoadedJob[]> {
+  return loadHistory(
+    t,
+    schema,
+    jobs.map((job) => ({
+      bucket: job.bucket ?? HISTORY_BUCKET,
+      status: job.status ?? OrcaStatus.Success,
+      reports: { ...emptyReports(), ...job.reports },
+    })),
+  );
 }
 
 /** Why the reference refuses a comparison: the error class and the fields it must carry. */

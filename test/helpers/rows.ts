@@ -11,6 +11,17 @@ import type { TestQueue } from './sqs.js';
 
 const q = (schema: string): string => `"${schema}"`;
 
+/** Every discrepancy_type value, in the order the spec lists them. */
+export const DISCREPANCY_TYPES = [
+  'etag',
+  'size_in_bytes',
+  'storage_class',
+  'etag, size_in_bytes',
+  'etag, storage_class',
+  'size_in_bytes, storage_class',
+  'etag, size_in_bytes, storage_class',
+] as const;
+
 // --- Catalog, inventory and jobs ---
 
 export interface JobRow {

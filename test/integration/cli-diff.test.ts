@@ -1,14 +1,22 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { REPORT_KINDS, reportColumns } from '../../src/read-report.js';
 import { type ChangeType, OrcaStatus, type ReportChange, type ReportKind, compareJobs, summarizeJobChanges } from '../../src/index.js';
-import { memoryIO, parseCsvStrict, tableRows } from '../helpers/cli-io.js';
+import {
+  asJson,
+  expectUsageError,
+  memoryIO,
+  parseCsvStrict,
+  parseExact,
+  runInMemory as run,
+  tableRows,
+  useTempDirectory,
+} from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
-import { HISTORY_BUCKET, OTHER_BUCKET, type JobReports, type LoadedJob, emptyReports, loadHistory } from '../helpers/job-changes.js';
+import { HISTORY_BUCKET, type JobSeed, OTHER_BUCKET, loadJobs } from '../helpers/job-changes.js';
 import { camel, reportRow } from '../helpers/rows.js';
 
 /** Flag checks fail before any connection, so these tests need no server. */
@@ -37,18 +45,6 @@ function expectedCells(row: ReportChange, columns: readonly string[]): string[] 
   return [row.kind, row.change, row.keyPath, ...side(row.current), ...side(row.previous)];
 }
 
-/** The library rows as JSON holds them: timestamps as ISO strings, int8 values as bigint. */
-const asJson = (value: unknown): unknown => {
-  if (value instanceof Date) return value.toISOString();
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, asJson(item)]));
-  return value;
-};
-// Integers parsed from their exact source text: a JSON number above 2^53 must not be rounded.
-const parseExact = (text: string): unknown =>
-  JSON.parse(text, (key, value: unknown, context?: { source?: string }) =>
-    typeof value === 'number' && /(?:^jobId|Size|SizeInBytes|^sizeInBytes)$/.test(key) ? BigInt(context!.source!) : value,
-  );
-
 describe('orca-reconcile diff', () => {
   // The CLI takes a URL, so only the real server can answer it.
   const { database: t, schema } = useOrcaSchema({
@@ -57,15 +53,8 @@ describe('orca-reconcile diff', () => {
     serverOnly: true,
     emptyTablesBeforeEach: true,
   });
-  let directory: string;
+  const directory = useTempDirectory('orca-cli-diff-');
   const databaseUrl = process.env.DATABASE_URL ?? UNUSED_URL;
-
-  beforeAll(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'orca-cli-diff-'));
-  });
-  afterAll(async () => {
-    await rm(directory, { recursive: true, force: true });
-  });
 
   const diff = (jobId: number | string, ...extra: string[]) => [
     'diff',
@@ -78,18 +67,7 @@ describe('orca-reconcile diff', () => {
     ...extra,
   ];
 
-  async function run(argv: string[], options: Parameters<typeof memoryIO>[1] = {}, env: Record<string, string> = {}) {
-    const output = memoryIO(env, options);
-    const code = await runCli(argv, output.io);
-    return { code, ...output };
-  }
-
-  const load = (...jobs: { status?: OrcaStatus; bucket?: string; reports?: Partial<JobReports> }[]): Promise<LoadedJob[]> =>
-    loadHistory(
-      t,
-      schema,
-      jobs.map((job) => ({ bucket: job.bucket ?? HISTORY_BUCKET, status: job.status ?? OrcaStatus.Success, reports: { ...emptyReports(), ...job.reports } })),
-    );
+  const load = (...jobs: JobSeed[]) => loadJobs(t, schema, ...jobs);
 
   /** Two successful jobs whose reports differ in every way, tricky text in their keys. */
   async function seedPair() {
@@ -147,8 +125,8 @@ describe('orca-reconcile diff', () => {
     const lines = ndjson.stdout().split('\n');
     expect(lines.pop()).toBe('');
     const rows = await expected(ALL_CHANGES);
-    expect(lines.map(parseExact)).toEqual(rows.map(asJson));
-    expect(parseExact(json.stdout())).toEqual(rows.map(asJson));
+    expect(lines.map(parseExact)).toEqual(asJson(rows));
+    expect(parseExact(json.stdout())).toEqual(asJson(rows));
     expect(ndjson.stdout()).toMatch(/:(?:9007199254740\d{3}|4611686018427387\d{3})[,}]/);
     // A new row has no previous, a resolved one no current.
     const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -239,7 +217,7 @@ describe('orca-reconcile diff', () => {
 
     it.runIf(usingPostgres)('writes the summary to --out and says so on stderr', async () => {
       const [, job] = await load({}, { reports: { phantom: [reportRow('phantom', 0, 1)] } });
-      const file = join(directory, 'summary.json');
+      const file = join(directory(), 'summary.json');
 
       const result = await run(diff(job!.id, '--summary', '--out', file));
 
@@ -252,7 +230,7 @@ describe('orca-reconcile diff', () => {
 
   it.runIf(usingPostgres)('with --out writes the file and reports on stderr only', async () => {
     const { job, previous, expected } = await seedPair();
-    const file = join(directory, 'changes.ndjson');
+    const file = join(directory(), 'changes.ndjson');
     await writeFile(file, 'x'.repeat(50_000));
 
     const result = await run(diff(job.id, '--out', file, '--format', 'ndjson', '--batch-size', '2'));
@@ -269,7 +247,7 @@ describe('orca-reconcile diff', () => {
   it.runIf(usingPostgres)('refuses jobs that cannot be compared with exit 1 and one line, leaving an --out file untouched', async () => {
     // Prepare
     const [first, other, failed, job] = await load({}, { bucket: OTHER_BUCKET }, { status: OrcaStatus.Error }, {});
-    const file = join(directory, 'keep.csv');
+    const file = join(directory(), 'keep.csv');
     await writeFile(file, 'keep me');
     const cases: [string[], string][] = [
       [diff(first!.id, '--out', file), `reconcile_job ${first!.id} has no previous job with status success (5) for "${HISTORY_BUCKET}" to be compared with`],
@@ -334,13 +312,7 @@ describe('orca-reconcile diff', () => {
     ];
 
     it.each(cases)('%s: exit 2, one stderr line naming the flag, nothing on stdout', async (_name, argv, flag) => {
-      const result = await run(argv);
-
-      expect(result.code).toBe(2);
-      expect(result.stdout()).toBe('');
-      expect(result.stderrLines()).toHaveLength(1);
-      expect(result.stderrLines()[0]).toMatch(/^orca-reconcile: /);
-      expect(result.stderrLines()[0]).toContain(flag);
+      expectUsageError(await run(argv), flag);
     });
   });
 

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OrcaStatus } from '../../src/index.js';
+import { useTempDirectory } from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { insertJob } from '../helpers/rows.js';
 
@@ -56,14 +56,7 @@ async function lastBytes(file: string, count: number): Promise<string> {
 describe('orca-reconcile report and diff memory', () => {
   // Dropping the schema after the file drops the million rows with it.
   const { database: t, schema } = useOrcaSchema({ prefix: 'orca_cli_memory', buckets: [BUCKET], serverOnly: true });
-  let directory: string;
-
-  beforeAll(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'orca-cli-memory-'));
-  });
-  afterAll(async () => {
-    await rm(directory, { recursive: true, force: true });
-  });
+  const directory = useTempDirectory('orca-cli-memory-');
 
   /**
    * A new job with orphan rows for keys `first` to `first + count - 1`, in one set-based
@@ -135,8 +128,8 @@ describe('orca-reconcile report and diff memory', () => {
     async () => {
       // Prepare
       const { big, small } = await seededReports();
-      const bigFile = join(directory, 'big.csv');
-      const smallFile = join(directory, 'small.csv');
+      const bigFile = join(directory(), 'big.csv');
+      const smallFile = join(directory(), 'small.csv');
 
       // Act
       const smallRun = await exportToFile(small, smallFile);
@@ -175,8 +168,8 @@ describe('orca-reconcile report and diff memory', () => {
       const { big: previousBig, small: previousSmall } = await seededReports();
       const big = await seedOrphans(BIG, { first: BIG / 2 + 1, status: OrcaStatus.Success });
       const small = await seedOrphans(SMALL, { first: SMALL / 2 + 1, status: OrcaStatus.Success });
-      const bigFile = join(directory, 'big-changes.ndjson');
-      const smallFile = join(directory, 'small-changes.ndjson');
+      const bigFile = join(directory(), 'big-changes.ndjson');
+      const smallFile = join(directory(), 'small-changes.ndjson');
       const diff = (jobId: number, since: number, file: string) =>
         runToFile('diff', ['--job-id', String(jobId), '--since', String(since), '--format', 'ndjson'], file);
 

@@ -25,11 +25,10 @@ import {
   BYTE_ORDER_KEYS,
   HISTORY_BUCKET,
   OTHER_BUCKET,
-  type JobReports,
-  type LoadedJob,
-  emptyReports,
+  type JobSeed,
   generateHistory,
   loadHistory,
+  loadJobs,
   referenceChanges,
   referenceComparison,
   referenceSummary,
@@ -62,17 +61,7 @@ describe('compareJobs and summarizeJobChanges', () => {
   const read = (comparison: JobComparison, options: CompareJobsOptions = {}) => readAll(t.db, comparison, { schema, ...options });
   const summarize = (comparison: JobComparison) => summarizeJobChanges(t.db, comparison, { schema });
 
-  /** Jobs of the bucket in order, each with its status and reports. */
-  const load = (...jobs: { status?: OrcaStatus; bucket?: string; reports?: Partial<JobReports> }[]): Promise<LoadedJob[]> =>
-    loadHistory(
-      t,
-      schema,
-      jobs.map((job) => ({
-        bucket: job.bucket ?? HISTORY_BUCKET,
-        status: job.status ?? OrcaStatus.Success,
-        reports: { ...emptyReports(), ...job.reports },
-      })),
-    );
+  const load = (...jobs: JobSeed[]) => loadJobs(t, schema, ...jobs);
 
   describe('agree with a reference computed from the rows, on random report histories', () => {
     const seen = new Map<string, number>();
