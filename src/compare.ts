@@ -275,9 +275,16 @@ export async function* compareJobs(
     throw new InvalidInputError('onJobs', `onJobs must be a function, got ${describe(onJobs)}`);
   }
 
+  // The callback's own failure ends the read and is thrown as it is, not as a DatabaseError.
+  let callbackFailure: { error: unknown } | undefined;
   yield* streamFromReadTransaction<ReportChange>(database, 'compare jobs', async (tx, emit) => {
     const jobs = await checkJobs(tx, schema, jobId, previousJobId);
-    (onJobs as CompareJobsOptions['onJobs'])?.(jobs);
+    try {
+      (onJobs as CompareJobsOptions['onJobs'])?.(jobs);
+    } catch (error) {
+      callbackFailure = { error };
+      return;
+    }
     for (const kind of kinds) {
       const values = [jobs.jobId, jobs.previousJobId, changes];
       const declare = (cursor: string) => declareChangesCursorSql(schema, kind, cursor);
@@ -285,6 +292,7 @@ export async function* compareJobs(
       if (!read) return;
     }
   });
+  if (callbackFailure) throw callbackFailure.error;
 }
 
 /**

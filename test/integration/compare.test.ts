@@ -305,6 +305,20 @@ describe('compareJobs and summarizeJobChanges', () => {
       expect((await summarize({ jobId: job!.id, previousJobId: first!.id })).previousJobId).toBe(first!.id);
     });
 
+    it('lets an error thrown by onJobs through as it is, and reads nothing', async () => {
+      const [, job] = await load({}, { reports: { orphan: [reportRow('orphan', 0, 1)] } });
+      const failure = new Error('onJobs failed');
+      const seen: ReportChange[] = [];
+
+      const error = await refusalOf(async () => {
+        for await (const row of compareJobs(t.db, { jobId: job!.id }, { schema, onJobs: () => { throw failure; } })) seen.push(row);
+      });
+
+      expect(error).toBe(failure);
+      expect(seen).toEqual([]);
+      expect(await read({ jobId: job!.id })).toHaveLength(1);
+    });
+
     it('refuses, with a typed error carrying the jobs, before reading any report', async () => {
       // Prepare
       const [first, other, failed, job, staged] = await load({}, { bucket: OTHER_BUCKET }, { status: OrcaStatus.Error }, {}, { status: OrcaStatus.Staged });
