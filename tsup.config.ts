@@ -3,11 +3,14 @@ import { defineConfig } from 'tsup';
 
 const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
 
-// One implementation, in CommonJS; scripts/esm-entry.ts then writes the ES module entry that
-// re-exports it. Whitespace is minified (names are kept) to keep the package small.
+// One build, in ES modules. `import` loads it directly; `require` loads the same files through
+// Node's require(esm) (Node 22.12 and later, below "engines"), so there is one copy of every
+// class whichever way a host loads the package, and bundlers (esbuild, the CDK NodejsFunction)
+// get ES modules in both of their output formats. Whitespace is minified (names are kept) to keep
+// the package small.
 export default defineConfig({
   entry: { index: 'src/index.ts', cli: 'src/cli/bin.ts' },
-  format: ['cjs'],
+  format: ['esm'],
   target: 'node22',
   platform: 'node',
   dts: { entry: { index: 'src/index.ts' } },

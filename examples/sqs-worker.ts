@@ -20,6 +20,9 @@ if (!queueUrl) throw new Error('set INTERNAL_REPORT_QUEUE_URL');
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
 pool.on('error', (error) => console.warn('idle database connection failed', error.message));
 const sqs = new SQSClient({});
+// The delete `task` makes retries 3 times itself: its client makes one request per try, with a
+// request timeout, so retries do not multiply with the SDK's own.
+const deleter = new SQSClient({ maxAttempts: 1, requestHandler: { requestTimeout: 5_000, throwOnRequestTimeout: true } });
 
 const consumer = Consumer.create({
   queueUrl,
@@ -46,7 +49,7 @@ const consumer = Consumer.create({
     // leaves the message in the queue.
     await task(
       { jobId, orcaArchiveLocation, queueUrl, messageReceiptHandle },
-      { database: pool, sqs, logger: console },
+      { database: pool, sqs: deleter, logger: console },
     );
     return message;
   },
@@ -59,7 +62,10 @@ consumer.on('processing_error', (error) => console.error('job failed', error.mes
 // finish, then close the pool and the SQS client; the process then exits on its own.
 process.once('SIGTERM', () => {
   consumer.once('stopped', () => {
-    void pool.end().then(() => sqs.destroy());
+    void pool.end().then(() => {
+      sqs.destroy();
+      deleter.destroy();
+    });
   });
   consumer.stop();
 });

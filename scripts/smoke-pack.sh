@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Packs the package as npm would publish it, checks what the tarball holds, installs it into a
-# fresh project and uses it there the ways a consumer would: `import`, `require`, both at once,
-# and the `orca-reconcile` command. Run `npm run build` first; this script builds nothing.
+# fresh project and uses it there the ways a consumer would: `import`, `require` (Node's
+# require(esm) of the one ES module build), both at once, TypeScript from an ES module and from a
+# CommonJS file, and the `orca-reconcile` command. Run `npm run build` first; this script builds
+# nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo="$PWD"
 started=$SECONDS
 
 fail() {
@@ -11,7 +14,7 @@ fail() {
   exit 1
 }
 
-[ -f dist/index.cjs ] && [ -f dist/index.js ] || fail "dist/ is missing or incomplete: run npm run build first"
+[ -f dist/index.js ] && [ -f dist/cli.js ] || fail "dist/ is missing or incomplete: run npm run build first"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/orca-reconcile-smoke.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -29,7 +32,7 @@ if [ -n "$unexpected" ]; then
 $unexpected"
 fi
 missing=""
-for required in package.json README.md LICENSE CHANGELOG.md dist/index.cjs dist/index.js dist/index.d.ts dist/index.d.cts dist/cli.cjs; do
+for required in package.json README.md LICENSE CHANGELOG.md dist/index.js dist/index.d.ts dist/cli.js; do
   grep -qx "package/$required" <<<"$contents" || missing+="  package/$required"$'\n'
 done
 [ -z "$missing" ] || fail "the tarball lacks:
@@ -87,6 +90,39 @@ if (missing.length > 0) throw new Error(`the ES module entry lacks ${missing.joi
 console.log('import and require share one set of classes: ok');
 EOF
 node dual.mjs
+
+# TypeScript consumers: an ES module, and a CommonJS file that requires the package (TypeScript
+# allows require of an ES module under "module": "nodenext" from TypeScript 5.8 on).
+cat >esm.mts <<'EOF'
+import { createHandler, InvalidInputError, OrcaReconcileError, type ReconcileOutput } from 'orca-reconcile';
+
+const handler = createHandler({ env: {} });
+const error: OrcaReconcileError = new InvalidInputError('jobId', 'bad');
+export const output: () => Promise<ReconcileOutput> = () => handler({ event: {} });
+export const code: string = error.code;
+EOF
+cat >cjs.cts <<'EOF'
+import orca = require('orca-reconcile');
+
+const error: orca.OrcaReconcileError = new orca.InvalidInputError('jobId', 'bad');
+export const code: string = error.code;
+export const output: () => Promise<orca.ReconcileOutput> = () => orca.createHandler({ env: {} })({ event: {} });
+EOF
+cat >tsconfig.json <<'EOF'
+{
+  "compilerOptions": {
+    "module": "nodenext",
+    "moduleResolution": "nodenext",
+    "strict": true,
+    "noEmit": true,
+    "skipLibCheck": true,
+    "types": []
+  },
+  "files": ["esm.mts", "cjs.cts"]
+}
+EOF
+"$repo/node_modules/.bin/tsc" -p . || fail "TypeScript could not use the package from esm.mts or cjs.cts"
+echo "TypeScript (nodenext) from an ES module and from CommonJS: ok"
 
 help="$(npx --no -- orca-reconcile --help)" || fail "npx orca-reconcile --help exited with $?"
 grep -q '^Usage: orca-reconcile' <<<"$help" || fail "npx orca-reconcile --help printed no usage line:

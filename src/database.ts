@@ -13,6 +13,7 @@ import { READ_ONLY_SQL } from './sql/session.js';
  * await (client as pg.Client).connect();
  * await generateReports(client, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' });
  * ```
+ * @category Types
  */
 export interface Queryable {
   query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
@@ -29,6 +30,7 @@ export interface Queryable {
  *
  * const pool: PoolLike = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
  * ```
+ * @category Types
  */
 export interface PoolLike extends Queryable {
   connect(): Promise<Queryable & { release(error?: Error | boolean): void }>;
@@ -46,6 +48,7 @@ export interface PoolLike extends Queryable {
  * const database: TransactionRunner = new PGlite();
  * await generateReports(database, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' });
  * ```
+ * @category Types
  */
 export interface TransactionRunner extends Queryable {
   transaction<T>(callback: (tx: Queryable) => Promise<T>): Promise<T>;
@@ -62,6 +65,7 @@ export interface TransactionRunner extends Queryable {
  *
  * const database: Database = new pg.Pool({ connectionString: process.env.DATABASE_URL });
  * ```
+ * @category Types
  */
 export type Database = Queryable | PoolLike | TransactionRunner;
 

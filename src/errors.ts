@@ -9,6 +9,7 @@
  * const retryable: OrcaReconcileErrorCode[] = ['DATABASE', 'TIMEOUT', 'QUEUE'];
  * const worthRetrying = (error: unknown) => error instanceof OrcaReconcileError && retryable.includes(error.code);
  * ```
+ * @category Errors
  */
 export type OrcaReconcileErrorCode =
   | 'INVALID_INPUT'
@@ -39,6 +40,7 @@ export type OrcaReconcileErrorCode =
  *   throw error;
  * }
  * ```
+ * @category Errors
  */
 export class OrcaReconcileError extends Error {
   /** Stable, machine-readable kind of failure. */
@@ -63,6 +65,7 @@ export class OrcaReconcileError extends Error {
  *   if (error instanceof InvalidInputError) console.error(`bad ${error.field}`);
  * }
  * ```
+ * @category Errors
  */
 export class InvalidInputError extends OrcaReconcileError {
   /** Path of the offending field, for example `event.jobId` or `schema`. */
@@ -82,6 +85,7 @@ export class InvalidInputError extends OrcaReconcileError {
  * ```ts
  * if (error instanceof ConfigurationError) console.error(`set ${error.variable}`);
  * ```
+ * @category Errors
  */
 export class ConfigurationError extends OrcaReconcileError {
   /** The environment variable or secret key that is missing or invalid. */
@@ -100,6 +104,7 @@ export class ConfigurationError extends OrcaReconcileError {
  * ```ts
  * if (error instanceof JobNotFoundError) console.error(`job ${error.jobId} does not exist`);
  * ```
+ * @category Errors
  */
 export class JobNotFoundError extends OrcaReconcileError {
   readonly jobId: number;
@@ -118,6 +123,7 @@ export class JobNotFoundError extends OrcaReconcileError {
  * ```ts
  * if (error instanceof LocationMismatchError) console.error(error.jobLocation, error.requestedLocation);
  * ```
+ * @category Errors
  */
 export class LocationMismatchError extends OrcaReconcileError {
   readonly jobId: number;
@@ -145,6 +151,7 @@ export class LocationMismatchError extends OrcaReconcileError {
  * ```ts
  * if (error instanceof InventoryNotLoadedError) console.error(`job ${error.jobId} is not staged yet`);
  * ```
+ * @category Errors
  */
 export class InventoryNotLoadedError extends OrcaReconcileError {
   readonly jobId: number;
@@ -165,6 +172,7 @@ export class InventoryNotLoadedError extends OrcaReconcileError {
  * ```ts
  * if (error instanceof StaleInventoryError) console.error(`listing now belongs to job ${error.inventoryJobId}`);
  * ```
+ * @category Errors
  */
 export class StaleInventoryError extends OrcaReconcileError {
   readonly jobId: number;
@@ -195,6 +203,7 @@ export class StaleInventoryError extends OrcaReconcileError {
  * ```ts
  * if (error instanceof SupersededJobError) console.error(`job ${error.jobId} was replaced by job ${error.newerJobId}`);
  * ```
+ * @category Errors
  */
 export class SupersededJobError extends OrcaReconcileError {
   readonly jobId: number;
@@ -314,6 +323,7 @@ export class DifferentLocationsError extends OrcaReconcileError {
  * ```ts
  * if (error instanceof TimeoutError) console.error(`gave up after ${error.elapsedMs} ms`);
  * ```
+ * @category Errors
  */
 export class TimeoutError extends OrcaReconcileError {
   /** Milliseconds from the start of the run to giving up. */
@@ -343,6 +353,7 @@ export class TimeoutError extends OrcaReconcileError {
  * ```ts
  * if (error instanceof DatabaseError && error.sqlState === '57014') console.error('statement timed out');
  * ```
+ * @category Errors
  */
 export class DatabaseError extends OrcaReconcileError {
   /** Which operation failed, for example `generate reports` or `update job status`. */
@@ -364,6 +375,7 @@ export class DatabaseError extends OrcaReconcileError {
  * ```ts
  * if (error instanceof QueueError) console.error(`could not delete from ${error.queueUrl}`);
  * ```
+ * @category Errors
  */
 export class QueueError extends OrcaReconcileError {
   readonly queueUrl: string;
@@ -424,6 +436,7 @@ const REFUSAL_CODES: ReadonlySet<OrcaReconcileErrorCode> = new Set([
  *   else throw error;
  * }
  * ```
+ * @category Errors
  */
 export function isRefusal(error: unknown): error is OrcaReconcileError {
   return error instanceof OrcaReconcileError && REFUSAL_CODES.has(error.code);

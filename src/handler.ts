@@ -1,14 +1,15 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
-import pg from 'pg';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type pg from 'pg';
 import { ConfigurationError, InvalidInputError, messageOf } from './errors.js';
 import type { Database } from './database.js';
-import type { SqsSender } from './queue.js';
+import { type SqsSender, sqsTargetOf } from './queue.js';
 import { invocationDeadline } from './deadline.js';
+import type { MetricsSink } from './metrics.js';
 import type { Backoff } from './retry.js';
 import type { ReconcileOutput } from './schemas.js';
 import { task } from './task.js';
 import { type Logger, silentLogger } from './types.js';
-import { isPlainObject, parseReconcileEvent } from './validation.js';
+import { type SqsTarget, describe, isPlainObject, parseReconcileEvent, validateQueueUrl } from './validation.js';
 
 /**
  * Connection details of the ORCA database user, as ORCA stores them in its Secrets Manager
@@ -29,6 +30,7 @@ import { isPlainObject, parseReconcileEvent } from './validation.js';
  *   }),
  * });
  * ```
+ * @category Reconcile
  */
 export interface DbConnectInfo {
   host: string;
@@ -40,7 +42,10 @@ export interface DbConnectInfo {
 
 /**
  * The part of a Lambda context the handler uses: the remaining time sets the run's deadline,
- * the request id goes into a debug log line. A Lambda `Context` fits as it is.
+ * the request id goes into a debug log line. A Lambda `Context` fits as it is. Without
+ * `getRemainingTimeInMillis` the run has no deadline; one that is not a function, throws, or
+ * does not return a finite number is an `InvalidInputError` naming
+ * `context.getRemainingTimeInMillis`.
  *
  * @example
  * ```ts
@@ -52,6 +57,7 @@ export interface DbConnectInfo {
  * const context: LambdaContextLike = { getRemainingTimeInMillis: () => 300_000 - (Date.now() - startedAt) };
  * await handler(event, context);
  * ```
+ * @category Reconcile
  */
 export interface LambdaContextLike {
   getRemainingTimeInMillis?: () => number;
@@ -75,6 +81,7 @@ export interface LambdaContextLike {
  *   logger: console,
  * });
  * ```
+ * @category Reconcile
  */
 export interface HandlerOptions {
   /**
@@ -83,19 +90,40 @@ export interface HandlerOptions {
    * {@link HandlerOptions.getDbConnectInfo}.
    */
   database?: Database | (() => Database | Promise<Database>);
-  /** Reads the connection details once per container. Default: the Secrets Manager secret named by `DB_CONNECT_INFO_SECRET_ARN`. */
+  /**
+   * Reads the connection details: once per container, and once more when the database refuses
+   * the password (SQLSTATE 28P01, as after a rotation of the secret). Default: the Secrets
+   * Manager secret named by `DB_CONNECT_INFO_SECRET_ARN`.
+   */
   getDbConnectInfo?: () => Promise<DbConnectInfo>;
   /** Extra settings for the pool the handler builds (ssl, timeouts, ...). */
   poolConfig?: Omit<pg.PoolConfig, 'host' | 'port' | 'database' | 'user' | 'password' | 'connectionString'>;
-  /** SQS client used to delete the job message. Default: an `SQSClient` for `AWS_REGION`. */
+  /**
+   * SQS client used to delete the job message. Default: an `SQSClient` for `AWS_REGION` with one
+   * HTTP attempt per send (the handler does the retrying), a 2 s connection timeout and a 5 s
+   * request timeout. An injected `SQSClient`'s own retries multiply with the handler's: build it
+   * with `maxAttempts: 1`.
+   */
   sqs?: SqsSender;
-  /** URL of the job queue. Default: `INTERNAL_REPORT_QUEUE_URL`. */
+  /**
+   * The SQS endpoint to send to instead of AWS, such as a local emulator: the client the handler
+   * builds uses it, and the queue URL may be on its host. Default: `AWS_ENDPOINT_URL_SQS`, then
+   * `AWS_ENDPOINT_URL`; with an injected `SQSClient`, the endpoint it was built with.
+   */
+  sqsEndpoint?: string;
+  /**
+   * URL of the job queue. Default: `INTERNAL_REPORT_QUEUE_URL`. Checked on each invocation
+   * before any database call: `https://` on an SQS host, or on the host of the SQS endpoint, with
+   * the path `/<12-digit account id>/<queue name>`.
+   */
   queueUrl?: string;
   logger?: Logger;
   /** PostgreSQL schema of the ORCA tables. Default `orca`. */
   schema?: string;
   /** Backoff of the retried steps. */
   retry?: Backoff;
+  /** Where each run publishes its numbers; a Powertools `Metrics` fits. See {@link MetricsSink}. */
+  metrics?: MetricsSink;
   /** Where configuration variables are read. Default `process.env`. */
   env?: Record<string, string | undefined>;
   /**
@@ -121,6 +149,7 @@ export interface HandlerOptions {
  *   await handler.close(); // ends the pool and the SQS client it built
  * }
  * ```
+ * @category Reconcile
  */
 export interface ReconcileHandler {
   (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput>;
@@ -129,6 +158,14 @@ export interface ReconcileHandler {
 }
 
 const DEFAULT_TIMEOUT_MARGIN_MS = 10_000;
+
+// The client the handler builds: one HTTP attempt per send, since removeJobFromQueue does the
+// retrying, and no request left waiting on an endpoint that never answers.
+const SQS_CONNECTION_TIMEOUT_MS = 2_000;
+const SQS_REQUEST_TIMEOUT_MS = 5_000;
+
+// invalid_password: the password of the connection details is no longer the role's.
+const INVALID_PASSWORD = '28P01';
 
 function requireVariable(env: Record<string, string | undefined>, name: string): string {
   const value = env[name];
@@ -203,21 +240,35 @@ export function parseConnectInfo(value: unknown, source: string, variable: strin
  *
  * export const handler = createHandler({ logger: console });
  * ```
+ * @category Reconcile
  */
 export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   const env = options.env ?? process.env;
   const logger = options.logger ?? silentLogger;
   let databasePromise: Promise<Database> | undefined;
   let ownedPool: pg.Pool | undefined;
-  let ownedSqs: SQSClient | undefined;
+  let ownedSqs: Promise<SQSClient> | undefined;
 
   const region = (): string => requireVariable(env, 'AWS_REGION');
+  const endpointOption = options.sqsEndpoint === undefined ? undefined : validateEndpoint(options.sqsEndpoint, 'sqsEndpoint');
+
+  /** The SQS endpoint to use instead of AWS: the option, else the SDK's environment variables. */
+  function sqsEndpoint(): string | undefined {
+    if (endpointOption !== undefined) return endpointOption;
+    for (const variable of ['AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL']) {
+      const value = env[variable];
+      if (value !== undefined && value.trim() !== '') return validateEndpoint(value, variable);
+    }
+    return undefined;
+  }
 
   async function buildPool(): Promise<Database> {
     const info = options.getDbConnectInfo
       ? parseConnectInfo(await options.getDbConnectInfo(), 'the result of getDbConnectInfo()', 'getDbConnectInfo')
       : await readSecret(requireVariable(env, 'DB_CONNECT_INFO_SECRET_ARN'), region());
-    const pool = new pg.Pool({
+    // Loaded here, so that importing the library does not load the driver.
+    const { default: pgModule } = await import('pg');
+    const pool = new pgModule.Pool({
       max: 2,
       connectionTimeoutMillis: 10_000,
       allowExitOnIdle: true,
@@ -235,30 +286,48 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     return pool;
   }
 
+  /** Fails fast on missing configuration, before any network call. */
+  function checkConfiguration(): void {
+    if (!options.sqs) region();
+    if (options.database === undefined && !options.getDbConnectInfo) {
+      requireVariable(env, 'DB_CONNECT_INFO_SECRET_ARN');
+      region();
+    }
+  }
+
   function database(): Promise<Database> {
     if (!databasePromise) {
       const source = options.database;
-      if (source === undefined) {
-        // Fail fast on configuration before any network call.
-        if (!options.getDbConnectInfo) {
-          requireVariable(env, 'DB_CONNECT_INFO_SECRET_ARN');
-          region();
-        }
-        databasePromise = buildPool();
-      } else {
-        databasePromise = Promise.resolve(typeof source === 'function' ? source() : source);
-      }
+      const building = source === undefined ? buildPool() : Promise.resolve(typeof source === 'function' ? source() : source);
+      databasePromise = building;
       // A failed build is not cached: the next invocation tries again.
-      databasePromise.catch(() => {
-        databasePromise = undefined;
+      building.catch(() => {
+        if (databasePromise === building) databasePromise = undefined;
       });
     }
     return databasePromise;
   }
 
-  function sqs(): SqsSender {
-    if (options.sqs) return options.sqs;
-    ownedSqs ??= new SQSClient({ region: region() });
+  /**
+   * Drops the pool built from the connection details, so that the next call of database() reads
+   * them again. The old pool is ended in the background.
+   */
+  function dropOwnedPool(): void {
+    const pool = ownedPool;
+    ownedPool = undefined;
+    databasePromise = undefined;
+    pool?.end().catch((error: unknown) => logger.warn('ending the old database pool failed', { error: messageOf(error) }));
+  }
+
+  function sqs(): Promise<SqsSender> {
+    if (options.sqs) return Promise.resolve(options.sqs);
+    if (!ownedSqs) {
+      const building = buildSqsClient(region(), sqsEndpoint());
+      ownedSqs = building;
+      building.catch(() => {
+        if (ownedSqs === building) ownedSqs = undefined;
+      });
+    }
     return ownedSqs;
   }
 
@@ -268,20 +337,46 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   }
 
   const handler = async (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput> => {
-    const deadline = invocationDeadline(context?.getRemainingTimeInMillis?.(), timeoutMarginMs);
+    const deadline = invocationDeadline(remainingTimeOf(context), timeoutMarginMs);
     const input = parseReconcileEvent(event);
     const queueUrl = options.queueUrl ?? requireVariable(env, 'INTERNAL_REPORT_QUEUE_URL');
-    const sqsClient = sqs();
-    const db = await database();
+    checkConfiguration();
+    const endpoint = sqsEndpoint();
+    const target: SqsTarget = endpoint !== undefined ? { endpoint } : options.sqs ? await sqsTargetOf(options.sqs) : 'aws';
+    checkQueueUrl(queueUrl, target, options.queueUrl === undefined);
+    const sqsClient = await sqs();
     logger.debug('reconciliation started', {
       jobId: input.jobId,
       orcaArchiveLocation: input.orcaArchiveLocation,
-      requestId: context?.awsRequestId,
+      requestId: requestIdOf(context),
     });
-    return task(
-      { ...input, queueUrl },
-      { database: db, sqs: sqsClient, logger, schema: options.schema, retry: options.retry, deadline },
-    );
+    const run = (db: Database): Promise<ReconcileOutput> =>
+      task(
+        { ...input, queueUrl },
+        {
+          database: db,
+          sqs: sqsClient,
+          sqsEndpoint: endpoint,
+          logger,
+          schema: options.schema,
+          retry: options.retry,
+          deadline,
+          metrics: options.metrics,
+        },
+      );
+    const db = await database();
+    try {
+      return await run(db);
+    } catch (error) {
+      // A rotated secret: the pool still has the old password. Read the details once more.
+      if (db !== ownedPool || !isInvalidPassword(error)) throw error;
+      logger.warn('the database refused the password: reading the connection details again', {
+        jobId: input.jobId,
+        error: messageOf(error),
+      });
+      dropOwnedPool();
+      return run(await database());
+    }
   };
 
   return Object.assign(handler, {
@@ -289,9 +384,106 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
       const pool = ownedPool;
       ownedPool = undefined;
       databasePromise = undefined;
-      ownedSqs?.destroy();
+      const client = ownedSqs;
       ownedSqs = undefined;
+      (await client?.catch(() => undefined))?.destroy();
       await pool?.end();
     },
   });
+}
+
+/**
+ * An SQS endpoint: an http:// or https:// URL. A bad option is an `InvalidInputError`, a bad
+ * environment variable a `ConfigurationError`.
+ */
+function validateEndpoint(value: unknown, source: string): string {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    const message = `${source} must be an http:// or https:// URL, got ${describe(value)}`;
+    throw source === 'sqsEndpoint' ? new InvalidInputError(source, message) : new ConfigurationError(source, message);
+  }
+  return value as string;
+}
+
+/** Checks the queue URL; one read from the environment says so in the message. */
+function checkQueueUrl(queueUrl: string, target: SqsTarget, fromEnvironment: boolean): void {
+  try {
+    validateQueueUrl(queueUrl, 'queueUrl', target);
+  } catch (error) {
+    if (!fromEnvironment || !(error instanceof InvalidInputError)) throw error;
+    throw new InvalidInputError('queueUrl', `${error.message} (read from INTERNAL_REPORT_QUEUE_URL)`, { cause: error });
+  }
+}
+
+/** The SQS client the handler owns. The SDK is loaded here, on first use. */
+async function buildSqsClient(region: string, endpoint: string | undefined): Promise<SQSClient> {
+  const { SQSClient } = await import('@aws-sdk/client-sqs');
+  return new SQSClient({
+    region,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    maxAttempts: 1,
+    requestHandler: {
+      connectionTimeout: SQS_CONNECTION_TIMEOUT_MS,
+      requestTimeout: SQS_REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
+  });
+}
+
+const REMAINING_TIME = 'context.getRemainingTimeInMillis';
+
+/**
+ * The invocation's remaining milliseconds, or undefined when the context does not tell (no
+ * context, or no `getRemainingTimeInMillis`). A context that cannot tell properly is refused.
+ */
+function remainingTimeOf(context: unknown): number | undefined {
+  if (context === undefined || context === null) return undefined;
+  if (typeof context !== 'object' && typeof context !== 'function') {
+    throw new InvalidInputError('context', `context must be a Lambda context object, got ${describe(context)}`);
+  }
+  let read: unknown;
+  try {
+    read = (context as Record<string, unknown>)['getRemainingTimeInMillis'];
+  } catch (error) {
+    throw new InvalidInputError(REMAINING_TIME, `${REMAINING_TIME} could not be read: ${messageOf(error)}`, { cause: error });
+  }
+  if (read === undefined) return undefined;
+  if (typeof read !== 'function') {
+    throw new InvalidInputError(REMAINING_TIME, `${REMAINING_TIME} must be a function, got ${describe(read)}`);
+  }
+  let remaining: unknown;
+  try {
+    remaining = (read as () => unknown).call(context);
+  } catch (error) {
+    throw new InvalidInputError(REMAINING_TIME, `${REMAINING_TIME}() failed: ${messageOf(error)}`, { cause: error });
+  }
+  if (typeof remaining !== 'number' || !Number.isFinite(remaining)) {
+    throw new InvalidInputError(REMAINING_TIME, `${REMAINING_TIME}() must return a finite number of milliseconds, got ${describe(remaining)}`);
+  }
+  return remaining;
+}
+
+/** The request id, for a log line only: anything unreadable is left out. */
+function requestIdOf(context: unknown): string | undefined {
+  try {
+    const id = (context as { awsRequestId?: unknown } | undefined)?.awsRequestId;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the database refused the password, here or in a cause. */
+function isInvalidPassword(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth += 1) {
+    if ((current as { code?: unknown }).code === INVALID_PASSWORD) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }

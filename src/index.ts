@@ -60,3 +60,4 @@ export {
 export type { OrcaReconcileErrorCode } from './errors.js';
 export type { Database, PoolLike, Queryable, TransactionRunner } from './database.js';
 export type { Logger, SchemaOptions } from './types.js';
+export type { MetricsSink } from './metrics.js';

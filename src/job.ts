@@ -19,6 +19,7 @@ const STATUS_VALUES = new Set<number>(Object.values(OrcaStatus));
  * const failed: JobUpdate = { jobId: 42, status: OrcaStatus.Error, errorMessage: 'inventory manifest unreadable' };
  * const staged: JobUpdate = { jobId: 43, status: OrcaStatus.Staged };
  * ```
+ * @category Jobs
  */
 export interface JobUpdate {
   jobId: number;
@@ -36,6 +37,7 @@ export interface JobUpdate {
  *
  * await updateJob(pool, { jobId: 42, status: OrcaStatus.Staged }, { schema: 'orca', retry: { maxRetries: 5 }, logger: console });
  * ```
+ * @category Jobs
  */
 export interface UpdateJobOptions extends SchemaOptions {
   /** Backoff for transient database errors. Only transient errors are ever retried. */
@@ -99,6 +101,7 @@ export async function writeJobStatus(
  *
  * await updateJob(pool, { jobId: 42, status: OrcaStatus.Error, errorMessage: 'inventory manifest unreadable' });
  * ```
+ * @category Jobs
  */
 export async function updateJob(database: Database, update: JobUpdate, options: UpdateJobOptions = {}): Promise<void> {
   const checked = validateJobUpdate(update);

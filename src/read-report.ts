@@ -18,6 +18,7 @@ import { validateJobId } from './validation.js';
  *   console.log(`${phantom.collectionId} ${phantom.granuleId}: ${phantom.keyPath} is missing from S3`);
  * }
  * ```
+ * @category Reports
  */
 export interface PhantomReportRow {
   jobId: bigint;
@@ -42,6 +43,7 @@ export interface PhantomReportRow {
  *   console.log(`${orphan.keyPath} (${orphan.sizeInBytes} bytes, ${orphan.storageClass}) is not in the catalog`);
  * }
  * ```
+ * @category Reports
  */
 export interface OrphanReportRow {
   jobId: bigint;
@@ -63,6 +65,7 @@ export interface OrphanReportRow {
  *   if (mismatch.discrepancyType.includes('etag')) console.log(`${mismatch.keyPath}: ${mismatch.orcaEtag} != ${mismatch.s3Etag}`);
  * }
  * ```
+ * @category Reports
  */
 export interface MismatchReportRow {
   jobId: bigint;
@@ -92,6 +95,7 @@ export interface MismatchReportRow {
  *
  * const describe = (row: ReportRows['orphan']) => `${row.keyPath}: ${row.sizeInBytes} bytes`;
  * ```
+ * @category Reports
  */
 export interface ReportRows {
   phantom: PhantomReportRow;
@@ -118,6 +122,7 @@ export function reportColumns(kind: ReportKind): readonly string[] {
  * const query = { jobId: 42, kind: 'mismatch' } satisfies ReportQuery;
  * for await (const row of readReport(pool, query)) console.log(row.discrepancyType);
  * ```
+ * @category Reports
  */
 export interface ReportQuery {
   jobId: number;
@@ -186,6 +191,7 @@ export function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown
  *   console.log(row.keyPath);
  * }
  * ```
+ * @category Reports
  */
 export interface ReadReportOptions extends SchemaOptions {
   /** Rows fetched from the server at a time. Default 1000. */
@@ -220,6 +226,7 @@ export function positiveInteger(value: unknown, field: string, max: number): num
  *   console.log(row.keyPath, row.discrepancyType);
  * }
  * ```
+ * @category Reports
  */
 export async function* readReport<K extends ReportKind>(
   database: Database,
@@ -245,6 +252,7 @@ export async function* readReport<K extends ReportKind>(
  * const first = await readReportPage(pool, { jobId: 42, kind: 'phantom' }, { pageSize: 200 });
  * const second = await readReportPage(pool, { jobId: 42, kind: 'phantom' }, { pageSize: 200, cursor: first.nextCursor });
  * ```
+ * @category Reports
  */
 export interface ReadReportPageOptions extends SchemaOptions {
   /** Rows per page. Default 100, at most 10000. */
@@ -264,6 +272,7 @@ export interface ReadReportPageOptions extends SchemaOptions {
  * const page: ReportPage<'mismatch'> = await readReportPage(pool, { jobId: 42, kind: 'mismatch' });
  * console.log(page.rows.length, page.nextCursor === null ? 'last page' : 'more to come');
  * ```
+ * @category Reports
  */
 export interface ReportPage<K extends ReportKind> {
   rows: ReportRows[K][];
@@ -286,6 +295,7 @@ export interface ReportPage<K extends ReportKind> {
  *   cursor = page.nextCursor;
  * } while (cursor);
  * ```
+ * @category Reports
  */
 export async function readReportPage<K extends ReportKind>(
   database: Database,

@@ -24,6 +24,7 @@ import { validateArchiveLocation, validateJobId } from './validation.js';
  * const target: ReportTarget = { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' };
  * await generateReports(pool, target);
  * ```
+ * @category Reconcile
  */
 export interface ReportTarget {
   /** Id of the `reconcile_job` row the reports belong to. */
@@ -42,6 +43,7 @@ export interface ReportTarget {
  * const { phantoms, orphans, mismatches } = await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' });
  * if (phantoms + orphans + mismatches > 0) console.warn('the archive and its catalog disagree');
  * ```
+ * @category Reconcile
  */
 export interface ReportCounts {
   phantoms: number;
@@ -63,6 +65,7 @@ export interface ReportCounts {
  *   deadline: Date.now() + 10 * 60_000, // give up after ten minutes
  * });
  * ```
+ * @category Reconcile
  */
 export interface GenerateReportsOptions extends SchemaOptions {
   /** Backoff for transient database errors. Only transient errors are ever retried. */
@@ -145,6 +148,7 @@ function toCounts(row: Record<keyof ReportCounts, Count | null>): ReportCounts {
  * console.log(counts); // { phantoms: 3, orphans: 0, mismatches: 1 }
  * await pool.end();
  * ```
+ * @category Reconcile
  */
 export async function generateReports(
   database: Database,

@@ -14,6 +14,7 @@ import type { Logger } from './types.js';
  * const options: RetryOptions = { maxRetries: 2, random: () => 0, sleep: async (ms) => void waits.push(ms) };
  * await retryError(options)(async () => 'done')();
  * ```
+ * @category Reconcile
  */
 export interface RetryOptions {
   /** Retries after the first attempt. Default 3. */
@@ -50,6 +51,7 @@ export interface RetryOptions {
  * const patient: Backoff = { maxRetries: 5, backoffInSeconds: 2, backoffFactor: 3 };
  * await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, { retry: patient });
  * ```
+ * @category Reconcile
  */
 export type Backoff = Pick<RetryOptions, 'maxRetries' | 'backoffInSeconds' | 'backoffFactor' | 'sleep' | 'random' | 'now'>;
 
@@ -94,6 +96,7 @@ export function backoffDelay(
  * );
  * console.log(await countJobs());
  * ```
+ * @category Reconcile
  */
 export function retryError(options: RetryOptions = {}) {
   const maxRetries = nonNegativeNumber(options.maxRetries ?? 3, 'maxRetries', true);
@@ -179,6 +182,7 @@ const TRANSIENT_MESSAGES = [
  * isTransientDatabaseError(Object.assign(new Error('deadlock detected'), { code: '40P01' })); // true
  * isTransientDatabaseError(Object.assign(new Error('duplicate key'), { code: '23505' })); // false
  * ```
+ * @category Reconcile
  */
 export function isTransientDatabaseError(error: unknown): boolean {
   const seen = new Set<unknown>();

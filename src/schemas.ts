@@ -7,6 +7,7 @@
  *   event: { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary', messageReceiptHandle: 'AQEB...' },
  * };
  * ```
+ * @category Reconcile
  */
 export interface ReconcileEvent {
   event: {
@@ -26,6 +27,7 @@ export interface ReconcileEvent {
  * ```ts
  * const output: ReconcileOutput = { jobId: 42, phantoms: 3, orphans: 0, mismatches: 1 };
  * ```
+ * @category Reconcile
  */
 export interface ReconcileOutput {
   jobId: number;
@@ -45,6 +47,7 @@ export interface ReconcileOutput {
  *
  * const valid = new Ajv().compile(inputSchema)(event);
  * ```
+ * @category Reconcile
  */
 export const inputSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -88,6 +91,7 @@ export const inputSchema = {
  *
  * console.log(outputSchema.required); // ['jobId', 'phantoms', 'orphans', 'mismatches']
  * ```
+ * @category Reconcile
  */
 export const outputSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',

@@ -7,6 +7,7 @@
  *
  * await updateJob(pool, { jobId: 42, status: OrcaStatus.GeneratingReports });
  * ```
+ * @category Jobs
  */
 export const OrcaStatus = {
   GettingS3List: 1,
@@ -25,5 +26,6 @@ export const OrcaStatus = {
  *
  * const finished = (status: OrcaStatus) => status === OrcaStatus.Error || status === OrcaStatus.Success;
  * ```
+ * @category Jobs
  */
 export type OrcaStatus = (typeof OrcaStatus)[keyof typeof OrcaStatus];

@@ -3,13 +3,15 @@ import type { Database } from './database.js';
 import { type Deadline, RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
 import { type JobTransactionOptions, checkListing, guardedTransaction, jobTransaction } from './guard.js';
 import { writeJobStatus } from './job.js';
-import { type SqsSender, removeJobFromQueue } from './queue.js';
+import { type MetricsSink, publishRunMetrics } from './metrics.js';
+import { type SqsSender, removeJobFromQueue, sqsTargetOf } from './queue.js';
 import { type ReportCounts, readReportCounts, replaceReports } from './reports.js';
 import type { Backoff } from './retry.js';
 import { schemaOf } from './sql/schema.js';
 import { OrcaStatus } from './status.js';
 import { type Logger, silentLogger } from './types.js';
 import {
+  type SqsTarget,
   describe,
   readArgument,
   requireObject,
@@ -31,6 +33,7 @@ import {
  * // A manual re-run: no message to delete.
  * const manual: TaskInput = { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' };
  * ```
+ * @category Reconcile
  */
 export interface TaskInput {
   /** Id of the staged `reconcile_job`. */
@@ -62,12 +65,21 @@ export interface TaskInput {
  *   deadline: Date.now() + 5 * 60_000,
  * };
  * ```
+ * @category Reconcile
  */
 export interface TaskDependencies {
   /** A `pg` Pool, Client or PoolClient, or a PGlite instance. */
   database: Database;
-  /** Deletes the job message; an `SQSClient` fits. Required when the input names a queue. */
+  /**
+   * Deletes the job message; an `SQSClient` fits. Required when the input names a queue. Its own
+   * retries multiply with the library's: build it with `maxAttempts: 1`.
+   */
   sqs?: SqsSender;
+  /**
+   * The SQS endpoint `sqs` sends to when it is not AWS (a local emulator): `queueUrl` may then be
+   * on its host. Default: for an `SQSClient`, the `endpoint` it was built with, if any.
+   */
+  sqsEndpoint?: string;
   logger?: Logger;
   /** PostgreSQL schema of the ORCA tables. Default `orca`. */
   schema?: string;
@@ -76,9 +88,15 @@ export interface TaskDependencies {
   /**
    * Epoch milliseconds by which the database work must end. Statements and lock waits are cut
    * off then, no retry starts after it, and the job is marked `error` with a
-   * {@link TimeoutError} message that says how long it ran.
+   * {@link TimeoutError} message that says how long it ran. The SQS delete must end by then too,
+   * or it is aborted with a {@link QueueError}.
    */
   deadline?: number;
+  /**
+   * Where the run publishes its report counts, duration or failure, with the bucket as a
+   * dimension. A Powertools `Metrics` instance fits as it is. See {@link MetricsSink}.
+   */
+  metrics?: MetricsSink;
 }
 
 /**
@@ -91,6 +109,7 @@ export interface TaskDependencies {
  * const { jobId, phantoms, orphans, mismatches } = await task({ jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, { database: pool });
  * console.log(`job ${jobId}: ${phantoms} phantoms, ${orphans} orphans, ${mismatches} mismatches`);
  * ```
+ * @category Reconcile
  */
 export interface TaskOutput extends ReportCounts {
   jobId: number;
@@ -128,9 +147,10 @@ export interface TaskOutput extends ReportCounts {
  * );
  * console.log(output); // { jobId: 42, phantoms: 3, orphans: 0, mismatches: 1 }
  * ```
+ * @category Reconcile
  */
 export async function task(input: TaskInput, dependencies: TaskDependencies): Promise<TaskOutput> {
-  const run = prepareRun(input, dependencies);
+  const run = await prepareRun(input, dependencies);
   let finished: { counts: ReportCounts; regenerated: boolean };
   let started = false;
   try {
@@ -142,14 +162,27 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
     // every failure is recorded, so that no job is left in that status.
     if (isRefusal(error) && !started) run.logger.error('reconciliation refused', { ...run.where, error: messageOf(error) });
     else await markFailed(run, error);
+    publishFailure(run, error);
     throw error;
   }
-  await deleteMessage(run);
+  try {
+    await deleteMessage(run);
+  } catch (error) {
+    publishFailure(run, error);
+    throw error;
+  }
+  const durationMs = Date.now() - run.startedAt;
   run.logger.info('reconciliation finished', {
     ...run.where,
     ...finished.counts,
     regenerated: finished.regenerated,
-    durationMs: Date.now() - run.startedAt,
+    durationMs,
+  });
+  publishRunMetrics(run.metrics, run.logger, {
+    outcome: 'success',
+    orcaArchiveLocation: run.where.orcaArchiveLocation,
+    ...finished.counts,
+    durationMs,
   });
   return { jobId: run.jobId, ...finished.counts };
 }
@@ -165,17 +198,35 @@ interface Run {
   deadline: Deadline | undefined;
   /** What every transaction of the run is given. */
   job: Omit<JobTransactionOptions, 'operation'>;
-  message: { sqs: SqsSender; queueUrl: string; receiptHandle: string } | undefined;
+  message: QueueTarget | undefined;
   retry: Backoff | undefined;
+  metrics: MetricsSink | undefined;
+}
+
+function publishFailure(run: Run, error: unknown): void {
+  publishRunMetrics(run.metrics, run.logger, {
+    outcome: 'failure',
+    orcaArchiveLocation: run.where.orcaArchiveLocation,
+    error,
+    durationMs: Date.now() - run.startedAt,
+  });
+}
+
+/** The message to delete at the end, and the SQS endpoint given for its client. */
+interface QueueTarget {
+  sqs: SqsSender;
+  queueUrl: string;
+  receiptHandle: string;
+  sqsEndpoint: string | undefined;
 }
 
 /** Checks everything the run was given before anything touches the database or the queue. */
-function prepareRun(input: TaskInput, dependencies: TaskDependencies): Run {
+async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Promise<Run> {
   requireObject(input, 'input', 'an object with jobId and orcaArchiveLocation');
   requireObject(dependencies, 'dependencies', 'an object with at least a database');
   const jobId = validateJobId(readArgument(input, 'jobId', 'jobId'));
   const orcaArchiveLocation = validateArchiveLocation(readArgument(input, 'orcaArchiveLocation', 'orcaArchiveLocation'));
-  const message = validateMessage(input, dependencies);
+  const message = await validateMessage(input, dependencies);
   const database = readArgument(dependencies, 'database', 'database');
   if (typeof (database as { query?: unknown } | undefined)?.query !== 'function') {
     throw new InvalidInputError('database', `database must be a pg Pool, Client or PoolClient, or a PGlite instance, got ${describe(database)}`);
@@ -185,6 +236,10 @@ function prepareRun(input: TaskInput, dependencies: TaskDependencies): Run {
   const deadline = deadlineOf(readArgument(dependencies, 'deadline', 'deadline'), startedAt);
   const logger = (readArgument(dependencies, 'logger', 'logger') as Logger | undefined) ?? silentLogger;
   const retry = readArgument(dependencies, 'retry', 'retry') as Backoff | undefined;
+  const metrics = readArgument(dependencies, 'metrics', 'metrics') as MetricsSink | undefined;
+  if (metrics !== undefined && !['addDimension', 'addMetric', 'publishStoredMetrics'].every((method) => typeof (metrics as unknown as Record<string, unknown>)[method] === 'function')) {
+    throw new InvalidInputError('metrics', 'metrics must have addDimension, addMetric and publishStoredMetrics (a Powertools Metrics instance fits)');
+  }
   return {
     jobId,
     where: { jobId, orcaArchiveLocation },
@@ -195,6 +250,7 @@ function prepareRun(input: TaskInput, dependencies: TaskDependencies): Run {
     job: { jobId, orcaArchiveLocation, schema, deadline, retry, logger },
     message,
     retry,
+    metrics,
   };
 }
 
@@ -228,12 +284,14 @@ function writeReportsAndFinish(run: Run): Promise<{ counts: ReportCounts; regene
 }
 
 /**
- * Step 3: deletes the job message, when the run came from one. The reports are committed by now:
- * a failure here leaves the job `success` and throws {@link QueueError}.
+ * Step 3: deletes the job message, when the run came from one, by the run's deadline. The
+ * reports are committed by now: a failure here leaves the job `success` and throws
+ * {@link QueueError}.
  */
 async function deleteMessage(run: Run): Promise<void> {
   if (!run.message) return;
-  await removeJobFromQueue(run.message.sqs, run.message, { retry: run.retry, logger: run.logger });
+  const { sqs, sqsEndpoint } = run.message;
+  await removeJobFromQueue(sqs, run.message, { retry: run.retry, logger: run.logger, deadline: run.deadline?.at, sqsEndpoint });
 }
 
 /**
@@ -275,18 +333,20 @@ async function markFailed(run: Run, error: unknown): Promise<void> {
 }
 
 /** The message to delete at the end, if the run came from one. */
-function validateMessage(
+async function validateMessage(
   input: TaskInput,
   dependencies: TaskDependencies,
-): { sqs: SqsSender; queueUrl: string; receiptHandle: string } | undefined {
+): Promise<QueueTarget | undefined> {
   const queueUrlValue = readArgument(input, 'queueUrl', 'queueUrl');
   const handleValue = readArgument(input, 'messageReceiptHandle', 'messageReceiptHandle');
   if (queueUrlValue === undefined && handleValue === undefined) return undefined;
-  const queueUrl = validateQueueUrl(queueUrlValue);
-  const receiptHandle = validateReceiptHandle(handleValue);
   const sqs = readArgument(dependencies, 'sqs', 'sqs') as SqsSender | undefined;
+  const sqsEndpoint = readArgument(dependencies, 'sqsEndpoint', 'sqsEndpoint') as string | undefined;
+  const sqsTarget: SqsTarget = sqsEndpoint === undefined ? await sqsTargetOf(sqs) : { endpoint: sqsEndpoint };
+  const queueUrl = validateQueueUrl(queueUrlValue, 'queueUrl', sqsTarget);
+  const receiptHandle = validateReceiptHandle(handleValue);
   if (typeof sqs?.send !== 'function') {
     throw new InvalidInputError('sqs', 'sqs must be an SQS client (anything with send(command)) when queueUrl is given');
   }
-  return { sqs, queueUrl, receiptHandle };
+  return { sqs, queueUrl, receiptHandle, sqsEndpoint };
 }

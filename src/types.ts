@@ -18,6 +18,7 @@
  * };
  * export const handler = createHandler({ logger: jsonLogger });
  * ```
+ * @category Types
  */
 export interface Logger {
   // Rest parameters, though the library passes at most one object: so that loggers typed that
@@ -46,6 +47,7 @@ export const silentLogger: Logger = {
  * // ORCA's tables in the schema "orca_test" instead of "orca":
  * const page = await readReportPage(pool, { jobId: 42, kind: 'phantom' }, { schema: 'orca_test' });
  * ```
+ * @category Types
  */
 export interface SchemaOptions {
   /** PostgreSQL schema holding the ORCA tables. Default `orca`. */

@@ -97,8 +97,103 @@ export function validateReceiptHandle(value: unknown, field = 'messageReceiptHan
   return validateText(value, field, MAX_RECEIPT_HANDLE_LENGTH);
 }
 
-export function validateQueueUrl(value: unknown, field = 'queueUrl'): string {
-  return validateText(value, field, MAX_QUEUE_URL_LENGTH);
+// SQS hosts: regional (sqs.<region>.amazonaws.com, .amazonaws.com.cn in China), FIPS, dual-stack,
+// the legacy queue.amazonaws.com and <region>.queue.amazonaws.com, interface VPC endpoints
+// (vpce-<id>[-<az>].sqs.<region>.vpce.amazonaws.com) and the ISO partitions.
+const REGION = '[a-z]{2,4}(?:-[a-z]+)+-\\d{1,2}';
+const SQS_HOST = new RegExp(
+  '^(?:' +
+    [
+      `sqs(?:-fips)?\\.${REGION}\\.amazonaws\\.com(?:\\.cn)?`,
+      `sqs\\.${REGION}\\.api\\.aws`,
+      `(?:${REGION}\\.)?queue\\.amazonaws\\.com`,
+      `vpce-[a-z0-9]+(?:-[a-z0-9]+)*\\.sqs\\.${REGION}\\.vpce\\.amazonaws\\.com(?:\\.cn)?`,
+      `sqs\\.${REGION}\\.(?:c2s\\.ic\\.gov|sc2s\\.sgov\\.gov)`,
+    ].join('|') +
+    ')$',
+);
+// /<12-digit account id>/<queue name>: 1 to 80 characters of letters, digits, "-" and "_", a FIFO
+// queue's ".fifo" suffix included.
+const QUEUE_PATH = /^\/(\d{12})\/([A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo)$/;
+const QUEUE_URL_EXAMPLE = 'https://sqs.us-west-2.amazonaws.com/123456789012/queue-name';
+
+/**
+ * Where an SQS client sends its requests: to AWS, to an endpoint it is configured with (a local
+ * emulator, say), or somewhere the library cannot tell (a sender that is not an `SQSClient`).
+ */
+export type SqsTarget = 'aws' | { endpoint: string } | 'unknown';
+
+/**
+ * An SQS queue URL: `http://` or `https://`, the path `/<12-digit account id>/<queue name>` (1 to
+ * 80 letters, digits, `-` and `_`, a FIFO queue's `.fifo` included), and a host that fits the
+ * client's `target`:
+ *
+ * - `'aws'` (the default): `https://` on an SQS host: `sqs.<region>.amazonaws.com`,
+ *   `.amazonaws.com.cn`, `queue.amazonaws.com`, FIPS, dual-stack and VPC endpoint hosts.
+ * - `{ endpoint }`: an SQS host as above, or the endpoint's scheme and host. The port is not
+ *   compared (a client with its own endpoint sends every request there, whatever the URL's
+ *   port), and every loopback name is one host: `127.0.0.1`, `[::1]`, `localhost` and
+ *   `*.localhost` (fauxqs names its queues `http://sqs.<region>.localhost:<port>/...`).
+ * - `'unknown'`: any host; the scheme and path are still checked.
+ */
+export function validateQueueUrl(value: unknown, field = 'queueUrl', target: SqsTarget = 'aws'): string {
+  const text = validateText(value, field, MAX_QUEUE_URL_LENGTH);
+  const configured = typeof target === 'object' ? endpointUrl(target.endpoint) : undefined;
+  const refuse = (reason: string): never => {
+    throw new InvalidInputError(
+      field,
+      `${field} must be an SQS queue URL such as ${QUEUE_URL_EXAMPLE}${configured ? ` or one on the SQS endpoint ${configured.origin}` : ''}: ${reason}; got ${describe(text)}`,
+    );
+  };
+  if (text.trim() !== text) refuse('it must not have spaces around it');
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return refuse('it is not a URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') refuse('it must start with https://');
+  if (url.username || url.password) refuse('it must not hold credentials');
+  if (url.search || url.hash || text.includes('?') || text.includes('#')) refuse('it must have no query or fragment');
+  if (!QUEUE_PATH.test(url.pathname)) {
+    refuse('its path must be /<12-digit account id>/<queue name of 1 to 80 letters, digits, "-" or "_", with an optional ".fifo">');
+  }
+  if (target === 'unknown') return text;
+  const onEndpoint =
+    configured !== undefined &&
+    url.protocol === configured.protocol &&
+    (url.hostname === configured.hostname || (isLoopback(url.hostname) && isLoopback(configured.hostname)));
+  if (onEndpoint) return text;
+  if (!SQS_HOST.test(url.hostname)) {
+    refuse(
+      configured
+        ? `its host "${url.hostname}" is neither an SQS host nor the SQS endpoint's host "${configured.hostname}"`
+        : `its host "${url.hostname}" is not an SQS host (configure the SQS endpoint to use another one)`,
+    );
+  }
+  if (url.protocol !== 'https:') refuse('an SQS host is reached over https://');
+  return text;
+}
+
+/** Whether a URL's host name is the loopback interface (RFC 6761 reserves `localhost` names for it). */
+function isLoopback(hostname: string): boolean {
+  return (
+    hostname === 'localhost' ||
+    hostname.endsWith('.localhost') ||
+    hostname === '[::1]' ||
+    /^127(?:\.\d{1,3}){3}$/.test(hostname)
+  );
+}
+
+/** The endpoint a client is configured with, as a URL; undefined when it has none. */
+function endpointUrl(endpoint: string | undefined): URL | undefined {
+  if (endpoint === undefined) return undefined;
+  try {
+    const url = new URL(endpoint);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function validateText(value: unknown, field: string, maxLength: number): string {
@@ -128,6 +223,7 @@ export function validateDeadline(value: unknown, field = 'deadline'): number {
  *
  * const { jobId, orcaArchiveLocation, messageReceiptHandle }: ReconcileEventInput = parseReconcileEvent(event);
  * ```
+ * @category Reconcile
  */
 export interface ReconcileEventInput {
   jobId: number;
@@ -152,6 +248,7 @@ export interface ReconcileEventInput {
  *   if (error instanceof InvalidInputError) console.error(error.field); // 'event.jobId'
  * }
  * ```
+ * @category Reconcile
  */
 export function parseReconcileEvent(value: unknown): ReconcileEventInput {
   if (!isPlainObject(value)) {

@@ -134,10 +134,13 @@ function flagEndpoint(value: string): string {
 async function createSqsClient(queue: QueueFlags): Promise<SQSClient> {
   // Loaded only when a message is to be deleted: the other commands start without the SDK.
   const { SQSClient } = await import('@aws-sdk/client-sqs');
+  // One request per try, bounded in time: the library retries the delete itself.
   return new SQSClient({
     region: queue.region,
     ...(queue.endpoint ? { endpoint: queue.endpoint } : {}),
     ...(queue.credentials ? { credentials: queue.credentials } : {}),
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000, throwOnRequestTimeout: true },
   });
 }
 

@@ -12,6 +12,7 @@ import type { QuotedSchema } from './schema.js';
  *   console.log(kind, rows.length);
  * }
  * ```
+ * @category Reports
  */
 export type ReportKind = 'phantom' | 'orphan' | 'mismatch';
 

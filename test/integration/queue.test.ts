@@ -137,8 +137,9 @@ describe('removeJobFromQueue', () => {
     // Assess
     expect(error).toBeInstanceOf(QueueError);
     expect(error).toMatchObject({ queueUrl: missingQueueUrl, cause: { name: 'QueueDoesNotExist' } });
-    expect(client.calls).toEqual(['send', 'send', 'send', 'send']);
-    expect(waits).toEqual([1500, 2500, 4500]);
+    // A queue that does not exist is a permanent failure: not retried.
+    expect(client.calls).toEqual(['send']);
+    expect(waits).toEqual([]);
     expect(await queue.messagesLeft()).toBe(1);
   });
 

@@ -190,8 +190,8 @@ describe('task', () => {
     // Assess
     expect(error).toBeInstanceOf(QueueError);
     expect(error).toMatchObject({ code: 'QUEUE', queueUrl: missingQueueUrl, cause: { name: 'QueueDoesNotExist' } });
-    // First try plus three retries: backoffInSeconds * 2^n seconds each, with zero jitter.
-    expect(waits).toEqual([1000, 2000, 4000]);
+    // A queue that does not exist is a permanent failure: the first try only, no retry.
+    expect(waits).toEqual([]);
     const reports = await readReports(t, schema, jobId);
     expect([reports.phantoms.length, reports.orphans.length, reports.mismatches.length]).toEqual([1, 1, 1]);
     const job = await readJob(t, schema, jobId);
