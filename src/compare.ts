@@ -32,6 +32,7 @@ import { describe, readArgument, requireObject, validateJobId } from './validati
  * const wanted: ChangeType[] = ['new', 'changed'];
  * for await (const change of compareJobs(pool, { jobId: 42 }, { changes: wanted })) console.log(change.change, change.keyPath);
  * ```
+ * @category Reports
  */
 export type ChangeType = 'new' | 'resolved' | 'unchanged' | 'changed';
 
@@ -52,6 +53,7 @@ export const DEFAULT_CHANGES: readonly ChangeType[] = ['new', 'resolved', 'chang
  *   if (change.change === 'new') console.log(`${change.current.granuleId}: ${change.keyPath} went missing from S3`);
  * }
  * ```
+ * @category Reports
  */
 export interface NewDiscrepancy<K extends ReportKind> {
   kind: K;
@@ -75,6 +77,7 @@ export interface NewDiscrepancy<K extends ReportKind> {
  *   if (change.change === 'resolved') console.log(`${change.keyPath} fixed since job ${change.previous.jobId}`);
  * }
  * ```
+ * @category Reports
  */
 export interface ResolvedDiscrepancy<K extends ReportKind> {
   kind: K;
@@ -100,6 +103,7 @@ export interface ResolvedDiscrepancy<K extends ReportKind> {
  *   }
  * }
  * ```
+ * @category Reports
  */
 export interface PersistingDiscrepancy<K extends ReportKind> {
   kind: K;
@@ -134,6 +138,7 @@ export interface PersistingDiscrepancy<K extends ReportKind> {
  * };
  * for await (const row of compareJobs(pool, { jobId: 42 })) console.log(describeChange(row));
  * ```
+ * @category Reports
  */
 export type ReportChange<K extends ReportKind = ReportKind> = K extends ReportKind
   ? NewDiscrepancy<K> | ResolvedDiscrepancy<K> | PersistingDiscrepancy<K>
@@ -151,6 +156,7 @@ export type ReportChange<K extends ReportKind = ReportKind> = K extends ReportKi
  * const sinceJob30: JobComparison = { jobId: 42, previousJobId: 30 };
  * console.log(await summarizeJobChanges(pool, sinceLastRun), await summarizeJobChanges(pool, sinceJob30));
  * ```
+ * @category Reports
  */
 export interface JobComparison {
   /** The newer job. */
@@ -169,6 +175,7 @@ export interface JobComparison {
  * const onJobs = (jobs: ComparedJobs) => console.error(`job ${jobs.jobId} against job ${jobs.previousJobId} of ${jobs.orcaArchiveLocation}`);
  * for await (const row of compareJobs(pool, { jobId: 42 }, { onJobs })) console.log(row.change, row.keyPath);
  * ```
+ * @category Reports
  */
 export interface ComparedJobs {
   jobId: number;
@@ -187,6 +194,7 @@ export interface ComparedJobs {
  * const rows = compareJobs(pool, { jobId: 42 }, { kinds: ['mismatch'], changes: ['new', 'changed'], batchSize: 5000 });
  * for await (const row of rows) console.log(row.change, row.keyPath);
  * ```
+ * @category Reports
  */
 export interface CompareJobsOptions extends SchemaOptions {
   /** The reports to compare. Default all three; rows come in the order phantom, orphan, mismatch. */
@@ -199,7 +207,20 @@ export interface CompareJobsOptions extends SchemaOptions {
   onJobs?: (jobs: ComparedJobs) => void;
 }
 
-/** Counts of the changes in the phantom or the orphan report. */
+/**
+ * Counts of the changes in one report: the phantom or orphan part of a {@link JobChangeSummary}
+ * (the mismatch part adds `changed`).
+ *
+ * @example
+ * ```ts
+ * import { summarizeJobChanges, type ChangeCounts } from 'orca-reconcile';
+ *
+ * const moved = (counts: ChangeCounts) => counts.new + counts.resolved;
+ * const { phantoms, orphans } = await summarizeJobChanges(pool, { jobId: 42 });
+ * console.log(`${moved(phantoms)} phantoms and ${moved(orphans)} orphans came or went`);
+ * ```
+ * @category Reports
+ */
 export interface ChangeCounts {
   new: number;
   resolved: number;
@@ -218,6 +239,7 @@ export interface ChangeCounts {
  * const summary: JobChangeSummary = await summarizeJobChanges(pool, { jobId: 42 });
  * if (summary.phantoms.new > 0) console.warn(`${summary.phantoms.new} files went missing since job ${summary.previousJobId}`);
  * ```
+ * @category Reports
  */
 export interface JobChangeSummary {
   /** The job compared with: `previousJobId` as given, or the one found. */
@@ -259,6 +281,7 @@ export interface JobChangeSummary {
  *   else if (change.kind === 'mismatch') console.log(`${change.keyPath}: ${change.previous.discrepancyType} -> ${change.current.discrepancyType}`);
  * }
  * ```
+ * @category Reports
  */
 export async function* compareJobs(
   database: Database,
@@ -310,6 +333,7 @@ export async function* compareJobs(
  * console.log(`since job ${previousJobId}: ${phantoms.new} new phantoms, ${phantoms.resolved} resolved`);
  * console.log(`${orphans.new} new orphans; ${mismatches.changed} mismatches changed their discrepancy type`);
  * ```
+ * @category Reports
  */
 export async function summarizeJobChanges(
   database: Database,

@@ -237,6 +237,7 @@ export class SupersededJobError extends OrcaReconcileError {
  *   else throw error;
  * }
  * ```
+ * @category Errors
  */
 export class JobNotSuccessfulError extends OrcaReconcileError {
   readonly jobId: number;
@@ -263,6 +264,7 @@ export class JobNotSuccessfulError extends OrcaReconcileError {
  *   throw error;
  * });
  * ```
+ * @category Errors
  */
 export class NoPreviousJobError extends OrcaReconcileError {
   readonly jobId: number;
@@ -294,6 +296,7 @@ export class NoPreviousJobError extends OrcaReconcileError {
  *   else throw error;
  * }
  * ```
+ * @category Errors
  */
 export class DifferentLocationsError extends OrcaReconcileError {
   readonly jobId: number;
