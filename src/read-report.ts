@@ -1,3 +1,4 @@
+import { throwIfAborted, validateSignal, withAbort } from './abort.js';
 import { type Database, type Queryable, withReadTransaction } from './database.js';
 import { DatabaseError, InvalidInputError, OrcaReconcileError } from './errors.js';
 import {
@@ -180,6 +181,11 @@ function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown>): Rep
 export interface ReadReportOptions extends SchemaOptions {
   /** Rows fetched from the server at a time. Default 1000. */
   batchSize?: number;
+  /**
+   * Stops the read: the FETCH running on the server is cancelled, the transaction rolls back,
+   * the connection is released, and the loop rejects with {@link AbortError}.
+   */
+  signal?: AbortSignal;
 }
 
 function positiveInteger(value: unknown, field: string, max: number): number {
@@ -222,13 +228,15 @@ export async function* readReport<K extends ReportKind>(
   const kind = validateKind(query.kind) as K;
   const schema = schemaOf(options);
   const batchSize = positiveInteger(options.batchSize ?? 1000, 'batchSize', 100_000);
+  const signal = validateSignal(options.signal);
+  throwIfAborted(signal, 'read report');
   // Each read its own cursor name, so that reads sharing a client's transaction do not collide.
   const cursorName = `orca_report_rows_${(cursorCounter += 1)}`;
 
   // The generator cannot yield from inside the transaction's callback, so batches are handed over
   // through a small queue: the transaction fetches the next batch only once the last is consumed.
   const channel = createChannel<ReportRows[K][]>();
-  const reading = withReadTransaction(database, async (tx: Queryable) => {
+  const reading = withReadTransaction(database, (client: Queryable) => withAbort(client, signal, 'read report', async (tx) => {
     await tx.query(declareReportCursorSql(schema, kind, cursorName), [jobId]);
     for (;;) {
       const { rows } = await tx.query(fetchCursorSql(cursorName, batchSize));
@@ -237,7 +245,7 @@ export async function* readReport<K extends ReportKind>(
       if (!wanted) break;
     }
     await tx.query(closeCursorSql(cursorName));
-  }).then(
+  })).then(
     () => channel.end(),
     (error: unknown) => channel.fail(error instanceof OrcaReconcileError ? error : new DatabaseError('read report', error)),
   );
@@ -246,7 +254,10 @@ export async function* readReport<K extends ReportKind>(
     for (;;) {
       const batch = await channel.take();
       if (batch === undefined) break;
-      yield* batch;
+      for (const row of batch) {
+        throwIfAborted(signal, 'read report');
+        yield row;
+      }
     }
   } finally {
     channel.cancel();
