@@ -300,7 +300,7 @@ export async function* compareJobs(
 
   // The callback's own failure ends the read and is thrown as it is, not as a DatabaseError.
   let callbackFailure: { error: unknown } | undefined;
-  yield* streamFromReadTransaction<ReportChange>(database, 'compare jobs', async (tx, emit) => {
+  yield* streamFromReadTransaction<ReportChange>(database, 'compare jobs', undefined, async (tx, emit) => {
     const jobs = await checkJobs(tx, schema, jobId, previousJobId);
     try {
       (onJobs as CompareJobsOptions['onJobs'])?.(jobs);

@@ -1,3 +1,4 @@
+import { throwIfAborted, withAbort } from './abort.js';
 import { type Database, type Queryable, withReadTransaction } from './database.js';
 import { DatabaseError, OrcaReconcileError } from './errors.js';
 import { closeCursorSql, fetchCursorSql } from './sql/reports.js';
@@ -13,17 +14,22 @@ export type Emit<T> = (rows: T[]) => Promise<boolean>;
  * batch in flight at a time: the transaction fetches the next batch only once the consumer has
  * taken the last, so memory stays flat whatever the number of rows. When the consumer stops
  * early, `emit` resolves to `false` and `produce` should return; the transaction then ends.
- * Errors other than the library's own are wrapped in `DatabaseError(operation)`.
+ * Aborting `signal` cancels the statement running on the server, rolls the transaction back and
+ * ends the loop with `AbortError`. Errors other than the library's own are wrapped in
+ * `DatabaseError(operation)`.
  */
 export async function* streamFromReadTransaction<T>(
   database: Database,
   operation: string,
+  signal: AbortSignal | undefined,
   produce: (tx: Queryable, emit: Emit<T>) => Promise<void>,
 ): AsyncGenerator<T, void, undefined> {
   // The generator cannot yield from inside the transaction's callback, so batches are handed over
   // through a small queue.
   const channel = createChannel<T[]>();
-  const reading = withReadTransaction(database, (tx) => produce(tx, (rows) => channel.put(rows))).then(
+  const reading = withReadTransaction(database, (client) =>
+    withAbort(client, signal, operation, (tx) => produce(tx, (rows) => channel.put(rows))),
+  ).then(
     () => channel.end(),
     (error: unknown) => channel.fail(error instanceof OrcaReconcileError ? error : new DatabaseError(operation, error)),
   );
@@ -32,7 +38,10 @@ export async function* streamFromReadTransaction<T>(
     for (;;) {
       const batch = await channel.take();
       if (batch === undefined) break;
-      yield* batch;
+      for (const row of batch) {
+        throwIfAborted(signal, operation);
+        yield row;
+      }
     }
   } finally {
     channel.cancel();

@@ -22,6 +22,7 @@ export type OrcaReconcileErrorCode =
   | 'JOB_NOT_SUCCESSFUL'
   | 'NO_PREVIOUS_JOB'
   | 'DIFFERENT_LOCATIONS'
+  | 'ABORTED'
   | 'TIMEOUT'
   | 'DATABASE'
   | 'QUEUE';
@@ -315,6 +316,32 @@ export class DifferentLocationsError extends OrcaReconcileError {
     this.orcaArchiveLocation = orcaArchiveLocation;
     this.previousJobId = previousJobId;
     this.previousOrcaArchiveLocation = previousOrcaArchiveLocation;
+  }
+}
+
+/**
+ * The caller aborted the work through its `signal`. `name` is `AbortError`, as for `fetch` and
+ * Node's own APIs, so code that checks `error.name === 'AbortError'` works unchanged; `cause` is
+ * the signal's reason. The statement running on the server was cancelled and the transaction
+ * rolled back; {@link task} marks a job it had started `error` with this message.
+ *
+ * @example
+ * ```ts
+ * const controller = new AbortController();
+ * setTimeout(() => controller.abort(), 60_000);
+ * try {
+ *   await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, { signal: controller.signal });
+ * } catch (error) {
+ *   if (error instanceof Error && error.name === 'AbortError') console.error('stopped');
+ * }
+ * ```
+ * @category Errors
+ */
+export class AbortError extends OrcaReconcileError {
+  constructor(operation: string, reason: unknown) {
+    const why = reason instanceof Error ? reason.message : reason === undefined ? '' : String(reason);
+    super('ABORTED', `${operation} was aborted${why ? `: ${why}` : ''}`, { cause: reason });
+    this.name = 'AbortError';
   }
 }
 

@@ -41,6 +41,7 @@ export type { ReconcileEvent, ReconcileOutput } from './schemas.js';
 export { parseReconcileEvent } from './validation.js';
 export type { ReconcileEventInput } from './validation.js';
 export {
+  AbortError,
   ConfigurationError,
   DatabaseError,
   DifferentLocationsError,

@@ -1,3 +1,4 @@
+import { throwIfAborted, validateSignal } from './abort.js';
 import { readCursor, streamFromReadTransaction } from './cursor.js';
 import type { Database } from './database.js';
 import { DatabaseError, InvalidInputError } from './errors.js';
@@ -196,6 +197,11 @@ export function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown
 export interface ReadReportOptions extends SchemaOptions {
   /** Rows fetched from the server at a time. Default 1000. */
   batchSize?: number;
+  /**
+   * Stops the read: the FETCH running on the server is cancelled, the transaction rolls back,
+   * the connection is released, and the loop rejects with {@link AbortError}.
+   */
+  signal?: AbortSignal;
 }
 
 /** An integer option from 1 to `max`: an InvalidInputError naming `field` otherwise. */
@@ -237,7 +243,9 @@ export async function* readReport<K extends ReportKind>(
   const kind = validateKind(query.kind) as K;
   const schema = schemaOf(options);
   const batchSize = positiveInteger(options.batchSize ?? 1000, 'batchSize', 100_000);
-  yield* streamFromReadTransaction<ReportRows[K]>(database, 'read report', async (tx, emit) => {
+  const signal = validateSignal(options.signal);
+  throwIfAborted(signal, 'read report');
+  yield* streamFromReadTransaction<ReportRows[K]>(database, 'read report', signal, async (tx, emit) => {
     await readCursor(tx, (cursor) => declareReportCursorSql(schema, kind, cursor), [jobId], batchSize, (raw) => toRow(kind, raw), emit);
   });
 }

@@ -4,6 +4,7 @@ import * as api from '../../src/index.js';
 // The public runtime API, sorted. Adding, removing or renaming an export is a change of the
 // package's contract: update this list, the README's API section and the CHANGELOG together.
 const RUNTIME_EXPORTS = [
+  'AbortError',
   'ConfigurationError',
   'DatabaseError',
   'DifferentLocationsError',
@@ -41,6 +42,7 @@ const CONSTANTS = ['OrcaStatus', 'inputSchema', 'outputSchema'];
 
 // The error classes: OrcaReconcileError and one subclass per kind of failure.
 const ERROR_CLASSES = [
+  'AbortError',
   'ConfigurationError',
   'DatabaseError',
   'DifferentLocationsError',
