@@ -1,3 +1,4 @@
+import { throwIfAborted, validateSignal, withAbort } from './abort.js';
 import { readCursor, streamFromReadTransaction } from './cursor.js';
 import { type Database, type Queryable, withReadTransaction } from './database.js';
 import {
@@ -205,6 +206,30 @@ export interface CompareJobsOptions extends SchemaOptions {
   batchSize?: number;
   /** Called once with the two jobs, after they are checked and before the first row. */
   onJobs?: (jobs: ComparedJobs) => void;
+  /**
+   * Stops the read: the statement running on the server is cancelled, the transaction rolls
+   * back, the connection is released, and the loop rejects with {@link AbortError}.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Options of {@link summarizeJobChanges}.
+ *
+ * @example
+ * ```ts
+ * import { summarizeJobChanges } from 'orca-reconcile';
+ *
+ * const summary = await summarizeJobChanges(pool, { jobId: 42 }, { schema: 'orca', signal: AbortSignal.timeout(30_000) });
+ * ```
+ * @category Reports
+ */
+export interface SummarizeJobChangesOptions extends SchemaOptions {
+  /**
+   * Stops the count: the statement running on the server is cancelled, the transaction rolls
+   * back, the connection is released, and {@link AbortError} is thrown.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -269,7 +294,8 @@ export interface JobChangeSummary {
  * {@link JobNotSuccessfulError} (either job's status is not success), {@link NoPreviousJobError}
  * (no `previousJobId` given and no earlier successful job of the bucket) or
  * {@link DifferentLocationsError} (the jobs are of two buckets); bad arguments are an
- * {@link InvalidInputError} naming the field.
+ * {@link InvalidInputError} naming the field. Aborting `signal` ends the loop with
+ * {@link AbortError}.
  *
  * @example
  * ```ts
@@ -297,10 +323,12 @@ export async function* compareJobs(
   if (onJobs !== undefined && typeof onJobs !== 'function') {
     throw new InvalidInputError('onJobs', `onJobs must be a function, got ${describe(onJobs)}`);
   }
+  const signal = validateSignal(readArgument(options, 'signal', 'signal'));
+  throwIfAborted(signal, 'compare jobs');
 
   // The callback's own failure ends the read and is thrown as it is, not as a DatabaseError.
   let callbackFailure: { error: unknown } | undefined;
-  yield* streamFromReadTransaction<ReportChange>(database, 'compare jobs', undefined, async (tx, emit) => {
+  yield* streamFromReadTransaction<ReportChange>(database, 'compare jobs', signal, async (tx, emit) => {
     const jobs = await checkJobs(tx, schema, jobId, previousJobId);
     try {
       (onJobs as CompareJobsOptions['onJobs'])?.(jobs);
@@ -318,12 +346,16 @@ export async function* compareJobs(
   if (callbackFailure) throw callbackFailure.error;
 }
 
+/** The operation a failure of {@link summarizeJobChanges} names. */
+const SUMMARIZE = 'summarize job changes';
+
 /**
  * Counts what changed in a bucket's reports between two successful jobs, chosen as
  * {@link compareJobs} chooses them: per report, the discrepancies that are new, resolved and
  * unchanged, and for mismatches those whose `discrepancyType` changed. The counts are computed
  * by the server in one statement, in the same read-only transaction that checks the jobs. The
- * same refusals as {@link compareJobs}.
+ * same refusals as {@link compareJobs}; aborting `signal` cancels the statement on the server and
+ * throws {@link AbortError}.
  *
  * @example
  * ```ts
@@ -338,12 +370,14 @@ export async function* compareJobs(
 export async function summarizeJobChanges(
   database: Database,
   comparison: JobComparison,
-  options: SchemaOptions = {},
+  options: SummarizeJobChangesOptions = {},
 ): Promise<JobChangeSummary> {
   const { jobId, previousJobId } = validateComparison(comparison);
   const schema = schemaOf({ schema: readArgument(options, 'schema', 'schema') });
+  const signal = validateSignal(readArgument(options, 'signal', 'signal'));
+  throwIfAborted(signal, SUMMARIZE);
   try {
-    return await withReadTransaction(database, async (tx) => {
+    return await withReadTransaction(database, (client) => withAbort(client, signal, SUMMARIZE, async (tx) => {
       const jobs = await checkJobs(tx, schema, jobId, previousJobId);
       const { rows } = await tx.query(changeCountsSql(schema, REPORT_KINDS), [jobs.jobId, jobs.previousJobId]);
       const count = (kind: ReportKind, change: ChangeType): number => {
@@ -363,9 +397,9 @@ export async function summarizeJobChanges(
         orphans: counts('orphan'),
         mismatches: { ...counts('mismatch'), changed: count('mismatch', 'changed') },
       };
-    });
+    }));
   } catch (error) {
-    throw error instanceof OrcaReconcileError ? error : new DatabaseError('summarize job changes', error);
+    throw error instanceof OrcaReconcileError ? error : new DatabaseError(SUMMARIZE, error);
   }
 }
 

@@ -35,6 +35,7 @@ export type {
   PersistingDiscrepancy,
   ReportChange,
   ResolvedDiscrepancy,
+  SummarizeJobChangesOptions,
 } from './compare.js';
 export { inputSchema, outputSchema } from './schemas.js';
 export type { ReconcileEvent, ReconcileOutput } from './schemas.js';

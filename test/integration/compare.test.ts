@@ -1,6 +1,7 @@
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
+  AbortError,
   type ChangeType,
   type CompareJobsOptions,
   type ComparedJobs,
@@ -19,7 +20,7 @@ import {
   summarizeJobChanges,
 } from '../../src/index.js';
 import { REPORT_KINDS } from '../../src/read-report.js';
-import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { libraryPool, useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { Random } from '../helpers/datasets.js';
 import {
   BYTE_ORDER_KEYS,
@@ -56,7 +57,7 @@ async function refusalOf(work: () => Promise<unknown>): Promise<unknown> {
 const ERROR_CLASSES = { JobNotFoundError, JobNotSuccessfulError, NoPreviousJobError, DifferentLocationsError } as const;
 
 describe('compareJobs and summarizeJobChanges', () => {
-  const { database: t, schema } = useOrcaSchema({ buckets: [HISTORY_BUCKET, OTHER_BUCKET], emptyTablesBeforeEach: true });
+  const { database: t, schema, addPool } = useOrcaSchema({ buckets: [HISTORY_BUCKET, OTHER_BUCKET], emptyTablesBeforeEach: true });
 
   const read = (comparison: JobComparison, options: CompareJobsOptions = {}) => readAll(t.db, comparison, { schema, ...options });
   const summarize = (comparison: JobComparison) => summarizeJobChanges(t.db, comparison, { schema });
@@ -393,6 +394,89 @@ describe('compareJobs and summarizeJobChanges', () => {
       expect(summarized).toMatchObject({ operation: 'summarize job changes', sqlState: '42P01' });
     });
 
+    it('refuses to start with a signal that is already aborted', async () => {
+      const [, job] = await load({}, { reports: { orphan: [reportRow('orphan', 0, 1)] } });
+      const signal = AbortSignal.abort(new Error('shutting down'));
+
+      const streamed = await refusalOf(() => read({ jobId: job!.id }, { signal }));
+      const summarized = await refusalOf(() => summarizeJobChanges(t.db, { jobId: job!.id }, { schema, signal }));
+
+      for (const error of [streamed, summarized]) {
+        expect(error).toBeInstanceOf(AbortError);
+        expect(error).toMatchObject({ name: 'AbortError', code: 'ABORTED' });
+        expect((error as Error).message).toContain('shutting down');
+      }
+    });
+
+    describe('aborted on the server', () => {
+      const applicationName = `orca-compare-abort-${process.pid}`;
+      /** The library's pool on the server, its sessions named so the test can find them. */
+      const libraryDatabase = () => addPool(libraryPool(applicationName));
+      const librarySessions = async () =>
+        t.query<{ state: string; wait_event_type: string | null }>(
+          'SELECT state, wait_event_type FROM pg_stat_activity WHERE application_name = $1',
+          [applicationName],
+        );
+
+      it.runIf(usingPostgres)('stops the changes between rows and ends the transaction', async () => {
+        // Prepare
+        const [, job] = await load({}, { reports: { orphan: Array.from({ length: 20 }, (_v, index) => reportRow('orphan', 0, index)) } });
+        const pool = libraryDatabase();
+        const controller = new AbortController();
+        const seen: string[] = [];
+
+        // Act
+        const error = await refusalOf(async () => {
+          for await (const row of compareJobs(pool, { jobId: job!.id }, { schema, batchSize: 5, signal: controller.signal })) {
+            seen.push(row.keyPath);
+            if (seen.length === 3) controller.abort();
+          }
+        });
+
+        // Assess
+        expect(error).toBeInstanceOf(AbortError);
+        expect(seen).toHaveLength(3);
+        expect((await librarySessions()).every((session) => session.state === 'idle')).toBe(true);
+        expect(pool.totalCount - pool.idleCount).toBe(0);
+      });
+
+      it.runIf(usingPostgres)('cancels the statement the server is running, for the stream and for the counts', async () => {
+        // Prepare: another session holds the orphan report, so reading it waits on the server.
+        const [, job] = await load({}, { reports: { orphan: [reportRow('orphan', 0, 1)] } });
+        const pool = libraryDatabase();
+        const holder = new pg.Client({ connectionString: process.env.DATABASE_URL });
+        await holder.connect();
+        try {
+          await holder.query('BEGIN');
+          await holder.query(`LOCK TABLE "${schema}".reconcile_orphan_report IN ACCESS EXCLUSIVE MODE`);
+          const work = [
+            (signal: AbortSignal) => readAll(pool, { jobId: job!.id }, { schema, kinds: ['orphan'], signal }),
+            (signal: AbortSignal) => summarizeJobChanges(pool, { jobId: job!.id }, { schema, signal }),
+          ];
+          for (const start of work) {
+            const controller = new AbortController();
+            const pending = refusalOf(() => start(controller.signal));
+            await vi.waitFor(async () => expect((await librarySessions()).map((session) => session.wait_event_type)).toContain('Lock'), {
+              timeout: 10_000,
+              interval: 20,
+            });
+
+            // Act
+            controller.abort();
+            const error = await pending;
+
+            // Assess
+            expect(error).toBeInstanceOf(AbortError);
+            expect((await librarySessions()).every((session) => session.state === 'idle')).toBe(true);
+          }
+        } finally {
+          await holder.query('ROLLBACK');
+          await holder.end();
+        }
+        expect(await read({ jobId: job!.id })).toHaveLength(1);
+      });
+    });
+
     // Real server only: the insert needs a second session while the first report is read.
     it.runIf(usingPostgres)('reads every report in one snapshot: rows committed meanwhile are not seen', async () => {
       // Prepare
@@ -436,6 +520,7 @@ describe('compareJobs and summarizeJobChanges', () => {
         ['batchSize', { jobId: 5 }, { batchSize: 0 }],
         ['batchSize', { jobId: 5 }, { batchSize: 100_001 }],
         ['onJobs', { jobId: 5 }, { onJobs: 'log' }],
+        ['signal', { jobId: 5 }, { signal: { aborted: true } }],
       ];
 
       for (const [field, comparison, options] of cases) {
