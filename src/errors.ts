@@ -19,6 +19,10 @@ export type OrcaReconcileErrorCode =
   | 'INVENTORY_NOT_LOADED'
   | 'STALE_INVENTORY'
   | 'JOB_SUPERSEDED'
+  | 'JOB_NOT_SUCCESSFUL'
+  | 'NO_PREVIOUS_JOB'
+  | 'DIFFERENT_LOCATIONS'
+  | 'ABORTED'
   | 'TIMEOUT'
   | 'DATABASE'
   | 'QUEUE';
@@ -220,6 +224,128 @@ export class SupersededJobError extends OrcaReconcileError {
 }
 
 /**
+ * A job whose reports were to be compared has not finished with `success` (5): its reports are
+ * missing, partial or stale, so there is nothing sound to compare. Nothing is read.
+ *
+ * @example
+ * ```ts
+ * import { JobNotSuccessfulError, compareJobs } from 'orca-reconcile';
+ *
+ * try {
+ *   for await (const change of compareJobs(pool, { jobId: 42 })) console.log(change.kind, change.change, change.keyPath);
+ * } catch (error) {
+ *   if (error instanceof JobNotSuccessfulError) console.error(`job ${error.jobId} has status ${error.status}`);
+ *   else throw error;
+ * }
+ * ```
+ * @category Errors
+ */
+export class JobNotSuccessfulError extends OrcaReconcileError {
+  readonly jobId: number;
+  /** The job's `status_id`: 1 to 4, see `OrcaStatus`. */
+  readonly status: number;
+
+  constructor(jobId: number, status: number) {
+    super('JOB_NOT_SUCCESSFUL', `reconcile_job ${jobId} has status ${status}, not success (5): its reports cannot be compared`);
+    this.jobId = jobId;
+    this.status = status;
+  }
+}
+
+/**
+ * No earlier job of the same bucket finished with `success`, so a job cannot be compared with its
+ * previous run: it is the bucket's first successful one. Nothing is read.
+ *
+ * @example
+ * ```ts
+ * import { NoPreviousJobError, summarizeJobChanges } from 'orca-reconcile';
+ *
+ * const summary = await summarizeJobChanges(pool, { jobId: 42 }).catch((error: unknown) => {
+ *   if (error instanceof NoPreviousJobError) return undefined; // the bucket's first run
+ *   throw error;
+ * });
+ * ```
+ * @category Errors
+ */
+export class NoPreviousJobError extends OrcaReconcileError {
+  readonly jobId: number;
+  /** The job's bucket. */
+  readonly orcaArchiveLocation: string;
+
+  constructor(jobId: number, orcaArchiveLocation: string) {
+    super(
+      'NO_PREVIOUS_JOB',
+      `reconcile_job ${jobId} has no previous job with status success (5) for "${orcaArchiveLocation}" to be compared with`,
+    );
+    this.jobId = jobId;
+    this.orcaArchiveLocation = orcaArchiveLocation;
+  }
+}
+
+/**
+ * Two jobs whose reports were to be compared belong to different archive buckets: their reports
+ * describe different archives. Nothing is read.
+ *
+ * @example
+ * ```ts
+ * import { DifferentLocationsError, summarizeJobChanges } from 'orca-reconcile';
+ *
+ * try {
+ *   await summarizeJobChanges(pool, { jobId: 42, previousJobId: 40 });
+ * } catch (error) {
+ *   if (error instanceof DifferentLocationsError) console.error(error.orcaArchiveLocation, error.previousOrcaArchiveLocation);
+ *   else throw error;
+ * }
+ * ```
+ * @category Errors
+ */
+export class DifferentLocationsError extends OrcaReconcileError {
+  readonly jobId: number;
+  /** The bucket of `jobId`. */
+  readonly orcaArchiveLocation: string;
+  readonly previousJobId: number;
+  /** The bucket of `previousJobId`. */
+  readonly previousOrcaArchiveLocation: string;
+
+  constructor(jobId: number, orcaArchiveLocation: string, previousJobId: number, previousOrcaArchiveLocation: string) {
+    super(
+      'DIFFERENT_LOCATIONS',
+      `reconcile_job ${jobId} belongs to "${orcaArchiveLocation}" and reconcile_job ${previousJobId} to "${previousOrcaArchiveLocation}": only jobs of one bucket can be compared`,
+    );
+    this.jobId = jobId;
+    this.orcaArchiveLocation = orcaArchiveLocation;
+    this.previousJobId = previousJobId;
+    this.previousOrcaArchiveLocation = previousOrcaArchiveLocation;
+  }
+}
+
+/**
+ * The caller aborted the work through its `signal`. `name` is `AbortError`, as for `fetch` and
+ * Node's own APIs, so code that checks `error.name === 'AbortError'` works unchanged; `cause` is
+ * the signal's reason. The statement running on the server was cancelled and the transaction
+ * rolled back; {@link task} marks a job it had started `error` with this message.
+ *
+ * @example
+ * ```ts
+ * const controller = new AbortController();
+ * setTimeout(() => controller.abort(), 60_000);
+ * try {
+ *   await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, { signal: controller.signal });
+ * } catch (error) {
+ *   if (error instanceof Error && error.name === 'AbortError') console.error('stopped');
+ * }
+ * ```
+ * @category Errors
+ */
+export class AbortError extends OrcaReconcileError {
+  constructor(operation: string, reason: unknown) {
+    const why = reason instanceof Error ? reason.message : reason === undefined ? '' : String(reason);
+    super('ABORTED', `${operation} was aborted${why ? `: ${why}` : ''}`, { cause: reason });
+    this.name = 'AbortError';
+  }
+}
+
+/**
  * The work could not finish before the deadline (for the Lambda handler: the invocation's
  * remaining time less the safety margin). The job is marked `error` with this message.
  *
@@ -315,14 +441,19 @@ const REFUSAL_CODES: ReadonlySet<OrcaReconcileErrorCode> = new Set([
   'INVENTORY_NOT_LOADED',
   'STALE_INVENTORY',
   'JOB_SUPERSEDED',
+  'JOB_NOT_SUCCESSFUL',
+  'NO_PREVIOUS_JOB',
+  'DIFFERENT_LOCATIONS',
 ]);
 
 /**
  * Whether a failure means the request itself cannot be carried out: bad input, an unknown job, a
  * job of another bucket, a job whose listing is not loaded yet, is no longer in the partition
  * ({@link StaleInventoryError}) or is being replaced by a newer job's
- * ({@link SupersededJobError}). A run refused before it marked the job `generating reports`
- * changes nothing in the database, and running the same request again will not help.
+ * ({@link SupersededJobError}); for a comparison of two jobs' reports, a job that is not
+ * `success`, no previous successful job, or jobs of two buckets. A run refused before it marked
+ * the job `generating reports` changes nothing in the database, and running the same request
+ * again will not help.
  *
  * @example
  * ```ts

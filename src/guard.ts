@@ -7,6 +7,7 @@ import {
   StaleInventoryError,
   SupersededJobError,
 } from './errors.js';
+import { throwIfAborted, withAbort } from './abort.js';
 import { type Database, type Queryable, withTransaction } from './database.js';
 import { type Deadline, applyDeadline, isTimeout, limitTransaction, timeoutError } from './deadline.js';
 import { type Backoff, isTransientDatabaseError, retryError } from './retry.js';
@@ -86,6 +87,8 @@ export interface JobTransactionOptions {
   limitMs?: number;
   /** Throw the last failure as it is, not as {@link TimeoutError} or {@link DatabaseError}. */
   rawErrors?: boolean;
+  /** Stops the work: the running statement is cancelled and {@link AbortError} thrown. */
+  signal?: AbortSignal;
   /**
    * Whether to take the job's advisory lock (default true). Without it the work relies on the
    * job row's own lock, which is held only for an instant by every other writer.
@@ -106,23 +109,26 @@ export async function jobTransaction<T>(
   options: JobTransactionOptions,
   work: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
-  const { jobId, operation, deadline } = options;
+  const { jobId, operation, deadline, signal } = options;
   const attempt = retryError({
     ...options.retry,
-    shouldRetry: isTransientDatabaseError,
+    shouldRetry: (error) => !signal?.aborted && isTransientDatabaseError(error),
     logger: options.logger,
     operation,
     deadline: deadline?.at,
-  })(() =>
-    withTransaction(database, async (tx) => {
-      if (options.limitMs !== undefined) await limitTransaction(tx, options.limitMs);
-      await applyDeadline(tx, deadline, operation);
-      if (options.lock !== false) await lockJob(tx, options.schema, jobId);
-      // Timeouts count per statement: shrink them to what is left after the lock wait.
-      await applyDeadline(tx, deadline, operation);
-      return work(tx);
-    }),
-  );
+  })(() => {
+    throwIfAborted(signal, operation);
+    return withTransaction(database, (client) =>
+      withAbort(client, signal, operation, async (tx) => {
+        if (options.limitMs !== undefined) await limitTransaction(tx, options.limitMs);
+        await applyDeadline(tx, deadline, operation);
+        if (options.lock !== false) await lockJob(tx, options.schema, jobId);
+        // Timeouts count per statement: shrink them to what is left after the lock wait.
+        await applyDeadline(tx, deadline, operation);
+        return work(tx);
+      }),
+    );
+  });
   try {
     return await attempt();
   } catch (error) {

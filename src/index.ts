@@ -25,17 +25,35 @@ export type {
   ReportQuery,
   ReportRows,
 } from './read-report.js';
+export { compareJobs, summarizeJobChanges } from './compare.js';
+export type {
+  ChangeCounts,
+  ChangeType,
+  CompareJobsOptions,
+  ComparedJobs,
+  JobChangeSummary,
+  JobComparison,
+  NewDiscrepancy,
+  PersistingDiscrepancy,
+  ReportChange,
+  ResolvedDiscrepancy,
+  SummarizeJobChangesOptions,
+} from './compare.js';
 export { inputSchema, outputSchema } from './schemas.js';
 export type { ReconcileEvent, ReconcileOutput } from './schemas.js';
 export { parseReconcileEvent } from './validation.js';
 export type { ReconcileEventInput } from './validation.js';
 export {
+  AbortError,
   ConfigurationError,
   DatabaseError,
+  DifferentLocationsError,
   InvalidInputError,
   InventoryNotLoadedError,
   JobNotFoundError,
+  JobNotSuccessfulError,
   LocationMismatchError,
+  NoPreviousJobError,
   OrcaReconcileError,
   QueueError,
   StaleInventoryError,

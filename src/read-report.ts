@@ -1,14 +1,8 @@
-import { type Database, type Queryable, withReadTransaction } from './database.js';
-import { DatabaseError, InvalidInputError, OrcaReconcileError } from './errors.js';
-import {
-  REPORT_KINDS,
-  REPORT_TABLES,
-  type ReportKind,
-  closeCursorSql,
-  declareReportCursorSql,
-  fetchCursorSql,
-  reportPageSql,
-} from './sql/reports.js';
+import { throwIfAborted, validateSignal } from './abort.js';
+import { readCursor, streamFromReadTransaction } from './cursor.js';
+import type { Database } from './database.js';
+import { DatabaseError, InvalidInputError } from './errors.js';
+import { REPORT_KINDS, REPORT_TABLES, type ReportKind, declareReportCursorSql, reportPageSql } from './sql/reports.js';
 import { schemaOf } from './sql/schema.js';
 import type { SchemaOptions } from './types.js';
 import { validateJobId } from './validation.js';
@@ -136,31 +130,54 @@ export interface ReportQuery {
   kind: ReportKind;
 }
 
-function validateKind(kind: unknown): ReportKind {
+/** A report kind, checked: an InvalidInputError naming `field` otherwise. */
+export function validateKind(kind: unknown, field = 'kind'): ReportKind {
   if (typeof kind !== 'string' || !Object.hasOwn(REPORT_TABLES, kind)) {
-    throw new InvalidInputError('kind', `kind must be one of ${REPORT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+    throw new InvalidInputError(field, `${field} must be one of ${REPORT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   }
   return kind as ReportKind;
 }
 
-const camel = (column: string): string => column.replace(/_([a-z0-9])/g, (_match, letter: string) => letter.toUpperCase());
+/** A column's key in the typed rows: `key_path` is `keyPath`. */
+export const camel = (column: string): string => column.replace(/_([a-z0-9])/g, (_match, letter: string) => letter.toUpperCase());
 
 const INT8_COLUMNS = new Set(['job_id', 'orca_size', 'size_in_bytes', 'orca_size_in_bytes', 's3_size_in_bytes']);
 const TIME_COLUMNS = new Set(['orca_last_update', 'last_update', 's3_last_update']);
 
+/** One column of a report: its name, its key in the typed row, and how its value is read. */
+interface ColumnReader {
+  column: string;
+  key: string;
+  read(value: unknown): unknown;
+}
+
+// int8 as bigint, exact whatever the driver returned (pg a string, PGlite a number or a bigint),
+// timestamps as Date, class ids as numbers.
+const readInt8 = (value: unknown): bigint => BigInt(value as string | number | bigint);
+const readTime = (value: unknown): Date => (value instanceof Date ? value : new Date(String(value)));
+const readAsIs = (value: unknown): unknown => value;
+
+/** Each report's column readers, made once: a row is read without looking its columns up again. */
+const COLUMN_READERS = Object.fromEntries(
+  REPORT_KINDS.map((kind) => [
+    kind,
+    REPORT_TABLES[kind].columns.map(
+      (column): ColumnReader => ({
+        column,
+        key: camel(column),
+        read: INT8_COLUMNS.has(column) ? readInt8 : TIME_COLUMNS.has(column) ? readTime : column.endsWith('storage_class_id') ? Number : readAsIs,
+      }),
+    ),
+  ]),
+) as Record<ReportKind, ColumnReader[]>;
+
 /**
- * Database row to typed row: int8 as bigint, exact whatever the driver returned (pg a string,
- * PGlite a number or a bigint), timestamps as Date.
+ * Database row to typed row (see {@link COLUMN_READERS}). Each column is read from `prefix`
+ * followed by its name, for statements that return two report rows side by side.
  */
-function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown>): ReportRows[K] {
+export function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown>, prefix = ''): ReportRows[K] {
   const row: Record<string, unknown> = {};
-  for (const column of REPORT_TABLES[kind].columns) {
-    const value = raw[column];
-    if (INT8_COLUMNS.has(column)) row[camel(column)] = BigInt(value as string | number | bigint);
-    else if (TIME_COLUMNS.has(column)) row[camel(column)] = value instanceof Date ? value : new Date(String(value));
-    else if (column.endsWith('storage_class_id')) row[camel(column)] = Number(value);
-    else row[camel(column)] = value;
-  }
+  for (const { column, key, read } of COLUMN_READERS[kind]) row[key] = read(raw[prefix + column]);
   return row as unknown as ReportRows[K];
 }
 
@@ -180,16 +197,20 @@ function toRow<K extends ReportKind>(kind: K, raw: Record<string, unknown>): Rep
 export interface ReadReportOptions extends SchemaOptions {
   /** Rows fetched from the server at a time. Default 1000. */
   batchSize?: number;
+  /**
+   * Stops the read: the FETCH running on the server is cancelled, the transaction rolls back,
+   * the connection is released, and the loop rejects with {@link AbortError}.
+   */
+  signal?: AbortSignal;
 }
 
-function positiveInteger(value: unknown, field: string, max: number): number {
+/** An integer option from 1 to `max`: an InvalidInputError naming `field` otherwise. */
+export function positiveInteger(value: unknown, field: string, max: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
     throw new InvalidInputError(field, `${field} must be an integer between 1 and ${max}, got ${String(value)}`);
   }
   return value;
 }
-
-let cursorCounter = 0;
 
 /**
  * Reads a job's report row by row, in primary-key order, through a server-side cursor: memory
@@ -222,96 +243,11 @@ export async function* readReport<K extends ReportKind>(
   const kind = validateKind(query.kind) as K;
   const schema = schemaOf(options);
   const batchSize = positiveInteger(options.batchSize ?? 1000, 'batchSize', 100_000);
-  // Each read its own cursor name, so that reads sharing a client's transaction do not collide.
-  const cursorName = `orca_report_rows_${(cursorCounter += 1)}`;
-
-  // The generator cannot yield from inside the transaction's callback, so batches are handed over
-  // through a small queue: the transaction fetches the next batch only once the last is consumed.
-  const channel = createChannel<ReportRows[K][]>();
-  const reading = withReadTransaction(database, async (tx: Queryable) => {
-    await tx.query(declareReportCursorSql(schema, kind, cursorName), [jobId]);
-    for (;;) {
-      const { rows } = await tx.query(fetchCursorSql(cursorName, batchSize));
-      if (rows.length === 0) break;
-      const wanted = await channel.put(rows.map((raw) => toRow(kind, raw as Record<string, unknown>)));
-      if (!wanted) break;
-    }
-    await tx.query(closeCursorSql(cursorName));
-  }).then(
-    () => channel.end(),
-    (error: unknown) => channel.fail(error instanceof OrcaReconcileError ? error : new DatabaseError('read report', error)),
-  );
-
-  try {
-    for (;;) {
-      const batch = await channel.take();
-      if (batch === undefined) break;
-      yield* batch;
-    }
-  } finally {
-    channel.cancel();
-    await reading;
-  }
-}
-
-/** One batch in flight between the transaction and the consumer. */
-function createChannel<T>() {
-  let pending: { resolve: (value: T | undefined) => void; reject: (error: unknown) => void } | undefined;
-  let waitingPut: ((wanted: boolean) => void) | undefined;
-  let buffered: { value: T; ack: (wanted: boolean) => void } | undefined;
-  let done = false;
-  let failure: unknown;
-  let cancelled = false;
-
-  return {
-    put(value: T): Promise<boolean> {
-      if (cancelled) return Promise.resolve(false);
-      return new Promise<boolean>((ack) => {
-        if (pending) {
-          const taker = pending;
-          pending = undefined;
-          waitingPut = ack;
-          taker.resolve(value);
-        } else {
-          buffered = { value, ack };
-        }
-      });
-    },
-    take(): Promise<T | undefined> {
-      // The consumer asks for more: the producer may fetch the next batch.
-      const ack = waitingPut;
-      waitingPut = undefined;
-      ack?.(true);
-      if (buffered) {
-        const { value, ack: bufferedAck } = buffered;
-        buffered = undefined;
-        waitingPut = bufferedAck;
-        return Promise.resolve(value);
-      }
-      if (failure !== undefined) return Promise.reject(failure);
-      if (done) return Promise.resolve(undefined);
-      return new Promise((resolve, reject) => {
-        pending = { resolve, reject };
-      });
-    },
-    end(): void {
-      done = true;
-      pending?.resolve(undefined);
-      pending = undefined;
-    },
-    fail(error: unknown): void {
-      failure = error;
-      pending?.reject(error);
-      pending = undefined;
-    },
-    cancel(): void {
-      cancelled = true;
-      waitingPut?.(false);
-      waitingPut = undefined;
-      buffered?.ack(false);
-      buffered = undefined;
-    },
-  };
+  const signal = validateSignal(options.signal);
+  throwIfAborted(signal, 'read report');
+  yield* streamFromReadTransaction<ReportRows[K]>(database, 'read report', signal, async (tx, emit) => {
+    await readCursor(tx, (cursor) => declareReportCursorSql(schema, kind, cursor), [jobId], batchSize, (raw) => toRow(kind, raw), emit);
+  });
 }
 
 /**

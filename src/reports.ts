@@ -1,4 +1,5 @@
 import { StaleInventoryError } from './errors.js';
+import { validateSignal } from './abort.js';
 import type { Database, Queryable } from './database.js';
 import { deadlineOf } from './deadline.js';
 import { checkListing, checkNewest, guardedTransaction } from './guard.js';
@@ -71,6 +72,11 @@ export interface GenerateReportsOptions extends SchemaOptions {
   /** Backoff for transient database errors. Only transient errors are ever retried. */
   retry?: Backoff;
   logger?: Pick<Logger, 'warn'>;
+  /**
+   * Stops the work when aborted: the statement running on the server is cancelled, the
+   * transaction rolls back, the connection is released, and {@link AbortError} is thrown.
+   */
+  signal?: AbortSignal;
   /**
    * Epoch milliseconds by which the work must end. Statements and lock waits are cut off at that
    * time, no retry starts after it, and a {@link TimeoutError} is thrown.
@@ -159,9 +165,10 @@ export async function generateReports(
   const orcaArchiveLocation = validateArchiveLocation(target?.orcaArchiveLocation);
   const schema = schemaOf(options);
   const deadline = deadlineOf(options.deadline);
+  const signal = validateSignal(options.signal);
   return guardedTransaction(
     database,
-    { jobId, orcaArchiveLocation, schema, operation: 'generate reports', deadline, retry: options.retry, logger: options.logger },
+    { jobId, orcaArchiveLocation, schema, operation: 'generate reports', deadline, retry: options.retry, logger: options.logger, signal },
     (tx) => replaceReports(tx, jobId, orcaArchiveLocation, schema),
   );
 }

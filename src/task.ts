@@ -1,7 +1,8 @@
-import { InvalidInputError, isRefusal, messageOf } from './errors.js';
+import { AbortError, InvalidInputError, isRefusal, messageOf } from './errors.js';
 import type { Database } from './database.js';
 import { type Deadline, RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
 import { type JobTransactionOptions, checkListing, guardedTransaction, jobTransaction } from './guard.js';
+import { validateSignal } from './abort.js';
 import { writeJobStatus } from './job.js';
 import { type MetricsSink, publishRunMetrics } from './metrics.js';
 import { type SqsSender, removeJobFromQueue, sqsTargetOf } from './queue.js';
@@ -93,6 +94,13 @@ export interface TaskDependencies {
    */
   deadline?: number;
   /**
+   * Stops the run when aborted: the statement running on the server is cancelled, the
+   * transaction rolls back, and the run rejects with {@link AbortError}. A job the run had
+   * already marked `generating reports` is marked `error` with a message that says it was
+   * aborted. Once the reports are committed the run finishes (the message is still deleted).
+   */
+  signal?: AbortSignal;
+  /**
    * Where the run publishes its report counts, duration or failure, with the bucket as a
    * dimension. A Powertools `Metrics` instance fits as it is. See {@link MetricsSink}.
    */
@@ -160,7 +168,9 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
   } catch (error) {
     // A refusal before the job was touched leaves it as it was; once it is `generating reports`,
     // every failure is recorded, so that no job is left in that status.
+    // An abort before that is the same: nothing of the job changed.
     if (isRefusal(error) && !started) run.logger.error('reconciliation refused', { ...run.where, error: messageOf(error) });
+    else if (error instanceof AbortError && !started) run.logger.warn('reconciliation aborted', { ...run.where, error: messageOf(error) });
     else await markFailed(run, error);
     publishFailure(run, error);
     throw error;
@@ -237,6 +247,7 @@ async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Pro
   const logger = (readArgument(dependencies, 'logger', 'logger') as Logger | undefined) ?? silentLogger;
   const retry = readArgument(dependencies, 'retry', 'retry') as Backoff | undefined;
   const metrics = readArgument(dependencies, 'metrics', 'metrics') as MetricsSink | undefined;
+  const signal = validateSignal(readArgument(dependencies, 'signal', 'signal'));
   if (metrics !== undefined && !['addDimension', 'addMetric', 'publishStoredMetrics'].every((method) => typeof (metrics as unknown as Record<string, unknown>)[method] === 'function')) {
     throw new InvalidInputError('metrics', 'metrics must have addDimension, addMetric and publishStoredMetrics (a Powertools Metrics instance fits)');
   }
@@ -247,7 +258,7 @@ async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Pro
     logger,
     startedAt,
     deadline,
-    job: { jobId, orcaArchiveLocation, schema, deadline, retry, logger },
+    job: { jobId, orcaArchiveLocation, schema, deadline, retry, logger, signal },
     message,
     retry,
     metrics,
@@ -311,6 +322,8 @@ async function markFailed(run: Run, error: unknown): Promise<void> {
       run.database,
       {
         ...run.job,
+        // Recording why the run stopped must not stop with it.
+        signal: undefined,
         operation: 'mark job error',
         deadline: failureDeadline(run.deadline),
         limitMs: RECORD_FAILURE_TIMEOUT_MS,

@@ -33,13 +33,18 @@ export function usageError(message: string): CommanderError {
 
 const digitsOnly = (value: string): number => (/^[0-9]+$/.test(value) ? Number(value) : Number.NaN);
 
-export function flagJobId(value: string): number {
-  const id = digitsOnly(value);
-  if (!Number.isSafeInteger(id) || id < 1) {
-    throw new InvalidArgumentError(`--job-id must be a positive integer no greater than ${Number.MAX_SAFE_INTEGER}`);
-  }
-  return id;
+/** A parser of job ids for `flag`: positive safe integers. */
+export function jobIdFlag(flag: string): (value: string) => number {
+  return (value) => {
+    const id = digitsOnly(value);
+    if (!Number.isSafeInteger(id) || id < 1) {
+      throw new InvalidArgumentError(`${flag} must be a positive integer no greater than ${Number.MAX_SAFE_INTEGER}`);
+    }
+    return id;
+  };
 }
+
+export const flagJobId = jobIdFlag('--job-id');
 
 /** A parser of whole numbers from `min` to `max` for `flag`. */
 export function integerFlag(flag: string, min: number, max: number): (value: string) => number {
@@ -353,11 +358,12 @@ export class TablePrinter {
   private readonly width: number | undefined;
   private records = 0;
 
+  /** `stream` is where the tables go: its width, when it is a terminal, is the one to fit; undefined for a file. */
   constructor(
-    stream: NodeJS.WritableStream,
+    stream: NodeJS.WritableStream | undefined,
     private expanded: boolean,
   ) {
-    const { isTTY, columns } = stream as { isTTY?: boolean; columns?: unknown };
+    const { isTTY, columns } = (stream ?? {}) as { isTTY?: boolean; columns?: unknown };
     this.width = isTTY === true && typeof columns === 'number' && columns > 0 ? columns : undefined;
   }
 

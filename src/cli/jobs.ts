@@ -20,6 +20,7 @@ import {
   withDatabase,
   writeLine,
 } from './common.js';
+import { cellText } from './export.js';
 
 const DEFAULT_LIMIT = 20;
 const MAX_LIMIT = 1000;
@@ -131,8 +132,7 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
     return;
   }
   if (format === 'csv') {
-    const text = (value: JobSummary[keyof JobSummary]) => (value instanceof Date ? value.toISOString() : String(value ?? ''));
-    io.stdout.write(stringify([FIELDS.map(snake), ...jobs.map((job) => FIELDS.map((key) => text(job[key])))], CSV_OPTIONS));
+    io.stdout.write(stringify([FIELDS.map(snake), ...jobs.map((job) => FIELDS.map((key) => cellText(job[key])))], CSV_OPTIONS));
     return;
   }
   const head = ['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches'];

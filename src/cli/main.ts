@@ -2,12 +2,13 @@ import { Command, CommanderError } from 'commander';
 import { InvalidInputError, messageOf } from '../errors.js';
 import { type CliIO, type RegisterCommand, CONNECTION_HELP, EXIT, checkExpanded, errorLine, writeLine } from './common.js';
 import { registerDemo } from './demo.js';
+import { registerDiff } from './diff.js';
 import { registerJobs } from './jobs.js';
 import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 import { registerSchema } from './schema.js';
 
-const COMMANDS: readonly RegisterCommand[] = [registerDemo, registerRun, registerReport, registerJobs, registerSchema];
+const COMMANDS: readonly RegisterCommand[] = [registerDemo, registerRun, registerReport, registerDiff, registerJobs, registerSchema];
 
 /**
  * Runs the `orca-reconcile` command line with `argv` (without the node and script entries) and

@@ -5,5 +5,9 @@
 export const LIMIT_TRANSACTION_SQL =
   "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)";
 
-/** Makes the current transaction read-only: report readers never write. */
-export const READ_ONLY_SQL = 'SET TRANSACTION READ ONLY';
+/**
+ * Makes the current transaction read-only (report readers never write) and gives it one snapshot
+ * for all its statements, so a read of several statements sees the database as of one moment. A
+ * read-only transaction at this level never fails on a serialization conflict.
+ */
+export const READ_ONLY_SQL = 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY';

@@ -1,5 +1,10 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { CliIO } from '../../src/cli/common.js';
+import { runCli } from '../../src/cli/main.js';
 
 /** What a CLI run wrote, and the most bytes its stdout ever held unflushed. */
 export interface MemoryIO {
@@ -115,4 +120,49 @@ export function tableRows(text: string): string[][] {
     .split('\n')
     .filter((line) => line.startsWith('│'))
     .map((line) => line.split('│').slice(1, -1).map((cell) => cell.trim()));
+}
+
+/** Runs the CLI in this process on {@link memoryIO}: its exit code and what it wrote. */
+export async function runInMemory(argv: string[], options: Parameters<typeof memoryIO>[1] = {}, env: Record<string, string> = {}) {
+  const output = memoryIO(env, options);
+  const code = await runCli(argv, output.io);
+  return { code, ...output };
+}
+
+/** A temporary directory for the tests of the enclosing describe, removed after them; call the result inside a test. */
+export function useTempDirectory(prefix: string): () => string {
+  let directory: string | undefined;
+  beforeAll(async () => {
+    directory = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    if (directory) await rm(directory, { recursive: true, force: true });
+  });
+  return () => {
+    if (!directory) throw new Error('test fixture: the temporary directory exists only inside the tests');
+    return directory;
+  };
+}
+
+/** Library values as JSON holds them: timestamps as ISO strings, the rest as it is (bigint included). */
+export function asJson(value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (Array.isArray(value)) return value.map(asJson);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, asJson(item)]));
+  return value;
+}
+
+/** JSON whose int8 values (jobId and the sizes) are read from their exact source text as bigint: no rounding above 2^53. */
+export const parseExact = (text: string): unknown =>
+  JSON.parse(text, (key, value: unknown, context?: { source?: string }) =>
+    typeof value === 'number' && /(?:^jobId|Size|SizeInBytes|^sizeInBytes)$/.test(key) ? BigInt(context!.source!) : value,
+  );
+
+/** A usage error: exit 2, nothing on stdout, one stderr line that names `flag`. */
+export function expectUsageError(result: Awaited<ReturnType<typeof runInMemory>>, flag: string): void {
+  expect(result.code).toBe(2);
+  expect(result.stdout()).toBe('');
+  expect(result.stderrLines()).toHaveLength(1);
+  expect(result.stderrLines()[0]).toMatch(/^orca-reconcile: /);
+  expect(result.stderrLines()[0]).toContain(flag);
 }

@@ -75,7 +75,8 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-class Random {
+/** Seeded choices: the same seed always makes the same ones. */
+export class Random {
   readonly next: () => number;
   constructor(seed: number) {
     this.next = mulberry32(seed);

@@ -11,6 +11,17 @@ import type { TestQueue } from './sqs.js';
 
 const q = (schema: string): string => `"${schema}"`;
 
+/** Every discrepancy_type value, in the order the spec lists them. */
+export const DISCREPANCY_TYPES = [
+  'etag',
+  'size_in_bytes',
+  'storage_class',
+  'etag, size_in_bytes',
+  'etag, storage_class',
+  'size_in_bytes, storage_class',
+  'etag, size_in_bytes, storage_class',
+] as const;
+
 // --- Catalog, inventory and jobs ---
 
 export interface JobRow {
@@ -299,7 +310,8 @@ export async function snapshotJobs(t: TestDatabase, schema: string): Promise<str
 
 // --- Report rows as the library returns them ---
 
-const REPORT_TABLE: Record<ReportKind, string> = {
+/** The table of each report. */
+export const REPORT_TABLE: Record<ReportKind, string> = {
   phantom: 'reconcile_phantom_report',
   orphan: 'reconcile_orphan_report',
   mismatch: 'reconcile_catalog_mismatch_report',

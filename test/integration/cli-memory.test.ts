@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { OrcaStatus } from '../../src/index.js';
+import { useTempDirectory } from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { insertJob } from '../helpers/rows.js';
 
@@ -52,39 +53,35 @@ async function lastBytes(file: string, count: number): Promise<string> {
 }
 
 // Real server only: the command line connects by URL.
-describe('orca-reconcile report memory', () => {
+describe('orca-reconcile report and diff memory', () => {
   // Dropping the schema after the file drops the million rows with it.
   const { database: t, schema } = useOrcaSchema({ prefix: 'orca_cli_memory', buckets: [BUCKET], serverOnly: true });
-  let directory: string;
+  const directory = useTempDirectory('orca-cli-memory-');
 
-  beforeAll(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'orca-cli-memory-'));
-  });
-  afterAll(async () => {
-    await rm(directory, { recursive: true, force: true });
-  });
-
-  /** `count` orphan rows for a new job, in one set-based statement. */
-  async function seedOrphans(count: number): Promise<number> {
-    const jobId = await insertJob(t, schema, BUCKET);
+  /**
+   * A new job with orphan rows for keys `first` to `first + count - 1`, in one set-based
+   * statement. Every row of a key is the same in every job.
+   */
+  async function seedOrphans(count: number, { first = 1, status = OrcaStatus.Staged }: { first?: number; status?: OrcaStatus } = {}): Promise<number> {
+    const jobId = await insertJob(t, schema, BUCKET, status);
     await t.query(
       `INSERT INTO "${schema}".reconcile_orphan_report (job_id, key_path, etag, last_update, size_in_bytes, storage_class)
        SELECT $1, 'granules/' || lpad(g::text, 8, '0') || '/file.h5', '"' || md5(g::text) || '"',
               timestamptz '2026-01-01T00:00:00Z' + g * interval '1 second', g::int8 * 1024, 'GLACIER'
-       FROM generate_series(1, $2::int) AS g`,
-      [jobId, count],
+       FROM generate_series($3::int, $3::int + $2::int - 1) AS g`,
+      [jobId, count, first],
     );
     return jobId;
   }
 
-  /** The CLI in a child process of its own, so its peak RSS is its alone. */
-  async function exportToFile(jobId: number, file: string): Promise<Run> {
+  /** `command` with `argv` and `--out file` in a child process of its own, so its peak RSS is its alone. */
+  async function runToFile(command: string, argv: string[], file: string): Promise<Run> {
     const rssFile = `${file}.rss`;
     const started = Date.now();
     const child = spawn(
       process.execPath,
-      [...V8_HEAP_FLAGS, '--import', 'tsx', 'test/helpers/cli-rss.ts', rssFile, 'report', '--database-url', process.env.DATABASE_URL!,
-        '--schema', schema, '--job-id', String(jobId), '--kind', 'orphan', '--format', 'csv', '--out', file],
+      [...V8_HEAP_FLAGS, '--import', 'tsx', 'test/helpers/cli-rss.ts', rssFile, command, '--database-url', process.env.DATABASE_URL!,
+        '--schema', schema, ...argv, '--out', file],
       { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';
@@ -99,14 +96,40 @@ describe('orca-reconcile report memory', () => {
     return { code, maxRssKiB: Number(await readFile(rssFile, 'utf8')), stderr, elapsedMs: Date.now() - started };
   }
 
+  /** Reports of BIG and SMALL orphans, seeded once for the file; both jobs are `success`, so diff can compare with them. */
+  let seeded: Promise<{ big: number; small: number }> | undefined;
+  const seededReports = () =>
+    (seeded ??= (async () => ({
+      big: await seedOrphans(BIG, { status: OrcaStatus.Success }),
+      small: await seedOrphans(SMALL, { status: OrcaStatus.Success }),
+    }))());
+
+  const exportToFile = (jobId: number, file: string): Promise<Run> =>
+    runToFile('report', ['--job-id', String(jobId), '--kind', 'orphan', '--format', 'csv'], file);
+
+  /** Progress lines of a run to `file`: increasing counts, at most about one a second, then the final line. */
+  function expectProgress(run: Run, rows: number, file: string, before: string[] = []): void {
+    const lines = run.stderr.split('\n').filter((line) => line !== '');
+    expect(lines.slice(0, before.length)).toEqual(before);
+    expect(lines.at(-1)).toBe(`wrote ${rows} rows to ${file}`);
+    const progress = lines.slice(before.length, -1).map((line) => {
+      const match = /^(\d+) rows written so far$/.exec(line);
+      expect(match, line).not.toBeNull();
+      return Number(match![1]);
+    });
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(progress.every((count) => count > 0 && count <= rows)).toBe(true);
+    expect(progress.length).toBeLessThanOrEqual(Math.ceil(run.elapsedMs / 1000) + 1);
+    if (run.elapsedMs > 2_500) expect(progress.length).toBeGreaterThan(0);
+  }
+
   it.runIf(usingPostgres)(
     'streams a million-row report to a file in flat memory, with progress on stderr',
     async () => {
       // Prepare
-      const big = await seedOrphans(BIG);
-      const small = await seedOrphans(SMALL);
-      const bigFile = join(directory, 'big.csv');
-      const smallFile = join(directory, 'small.csv');
+      const { big, small } = await seededReports();
+      const bigFile = join(directory(), 'big.csv');
+      const smallFile = join(directory(), 'small.csv');
 
       // Act
       const smallRun = await exportToFile(small, smallFile);
@@ -126,19 +149,62 @@ describe('orca-reconcile report memory', () => {
       expect(bigRun.maxRssKiB - smallRun.maxRssKiB).toBeLessThan(30 * MiB);
 
       // Progress: increasing counts, at most about one line a second, then the final line.
-      const lines = bigRun.stderr.split('\n').filter((line) => line !== '');
-      expect(lines.at(-1)).toBe(`wrote ${BIG} rows to ${bigFile}`);
-      const progress = lines.slice(0, -1).map((line) => {
-        const match = /^(\d+) rows written so far$/.exec(line);
-        expect(match, line).not.toBeNull();
-        return Number(match![1]);
-      });
-      expect(progress).toEqual([...progress].sort((a, b) => a - b));
-      expect(progress.every((rows) => rows > 0 && rows <= BIG)).toBe(true);
-      expect(progress.length).toBeLessThanOrEqual(Math.ceil(bigRun.elapsedMs / 1000) + 1);
-      if (bigRun.elapsedMs > 2_500) expect(progress.length).toBeGreaterThan(0);
+      expectProgress(bigRun, BIG, bigFile);
       console.info(
         `report memory: ${BIG} rows in ${bigRun.elapsedMs} ms, peak RSS ${Math.round(bigRun.maxRssKiB / MiB)} MiB; ` +
+          `${SMALL} rows in ${smallRun.elapsedMs} ms, peak RSS ${Math.round(smallRun.maxRssKiB / MiB)} MiB`,
+      );
+    },
+    120_000,
+  );
+
+  it.runIf(usingPostgres)(
+    'streams the changes between two million-row reports to a file in flat memory',
+    async () => {
+      // Prepare: the seeded reports hold keys 1 to 1M and 1 to 100 000; the newer jobs hold keys
+      // 500 001 to 1.5M and 50 001 to 150 000. So half of each is resolved, as many new and as
+      // many unchanged (left out by default). --since names the earlier job: the small report's
+      // job was seeded after the big one's, so it would be the newer big job's previous run.
+      const { big: previousBig, small: previousSmall } = await seededReports();
+      const big = await seedOrphans(BIG, { first: BIG / 2 + 1, status: OrcaStatus.Success });
+      const small = await seedOrphans(SMALL, { first: SMALL / 2 + 1, status: OrcaStatus.Success });
+      const bigFile = join(directory(), 'big-changes.ndjson');
+      const smallFile = join(directory(), 'small-changes.ndjson');
+      const diff = (jobId: number, since: number, file: string) =>
+        runToFile('diff', ['--job-id', String(jobId), '--since', String(since), '--format', 'ndjson'], file);
+
+      // Act
+      const smallRun = await diff(small, previousSmall, smallFile);
+      const bigRun = await diff(big, previousBig, bigFile);
+
+      // Assess: complete output, the last row the last new key.
+      expect([smallRun.code, bigRun.code]).toEqual([0, 0]);
+      expect(await countLines(bigFile)).toBe(BIG);
+      expect(await countLines(smallFile)).toBe(SMALL);
+      const last = BIG + BIG / 2;
+      const keyPath = `granules/${String(last).padStart(8, '0')}/file.h5`;
+      const lastLine = (await lastBytes(bigFile, 400)).split('\n').at(-2)!;
+      expect(JSON.parse(lastLine)).toEqual({
+        kind: 'orphan',
+        change: 'new',
+        keyPath,
+        current: {
+          jobId: big,
+          keyPath,
+          etag: `"${createHash('md5').update(String(last)).digest('hex')}"`,
+          lastUpdate: new Date(Date.parse('2026-01-01T00:00:00Z') + last * 1000).toISOString(),
+          sizeInBytes: last * 1024,
+          storageClass: 'GLACIER',
+        },
+      });
+
+      // Memory: bounded, and the same for ten times the rows.
+      expect(bigRun.maxRssKiB).toBeLessThan(150 * MiB);
+      expect(bigRun.maxRssKiB - smallRun.maxRssKiB).toBeLessThan(30 * MiB);
+      expectProgress(bigRun, BIG, bigFile, [`comparing job ${big} with job ${previousBig} of ${BUCKET}`]);
+      expect(smallRun.stderr.split('\n')[0]).toBe(`comparing job ${small} with job ${previousSmall} of ${BUCKET}`);
+      console.info(
+        `diff memory: ${BIG} rows in ${bigRun.elapsedMs} ms, peak RSS ${Math.round(bigRun.maxRssKiB / MiB)} MiB; ` +
           `${SMALL} rows in ${smallRun.elapsedMs} ms, peak RSS ${Math.round(smallRun.maxRssKiB / MiB)} MiB`,
       );
     },

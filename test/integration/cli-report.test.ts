@@ -1,13 +1,21 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { printable } from '../../src/cli/common.js';
 import { runCli } from '../../src/cli/main.js';
 import { REPORT_KINDS, reportColumns } from '../../src/read-report.js';
 import { type ReportKind, type ReportRows, readReport } from '../../src/index.js';
-import { memoryIO, parseCsvStrict, tableRows } from '../helpers/cli-io.js';
+import {
+  asJson,
+  expectUsageError,
+  memoryIO,
+  parseCsvStrict,
+  parseExact,
+  runInMemory as run,
+  tableRows,
+  useTempDirectory,
+} from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { closedLoopbackPort } from '../helpers/faults.js';
 import { camel, insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
@@ -49,15 +57,8 @@ describe('orca-reconcile report', () => {
     serverOnly: true,
     emptyTablesBeforeEach: true,
   });
-  let directory: string;
+  const directory = useTempDirectory('orca-cli-report-');
   const databaseUrl = process.env.DATABASE_URL ?? UNUSED_URL;
-
-  beforeAll(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'orca-cli-report-'));
-  });
-  afterAll(async () => {
-    await rm(directory, { recursive: true, force: true });
-  });
 
   const report = (jobId: number | string, kind: string, ...extra: string[]) => [
     'report',
@@ -71,12 +72,6 @@ describe('orca-reconcile report', () => {
     kind,
     ...extra,
   ];
-
-  async function run(argv: string[], options: Parameters<typeof memoryIO>[1] = {}, env: Record<string, string> = {}) {
-    const output = memoryIO(env, options);
-    const code = await runCli(argv, output.io);
-    return { code, ...output };
-  }
 
   /** A job whose `kind` report holds one row per tricky key, tricky text in its other text columns too. */
   async function seedTricky<K extends ReportKind>(kind: K, keys: readonly string[] = TRICKY) {
@@ -95,19 +90,6 @@ describe('orca-reconcile report', () => {
     expect(expected.map((row) => row.keyPath).sort()).toEqual([...keys].sort());
     return { jobId, expected };
   }
-
-  // The library rows as JSON holds them: timestamps as ISO strings, int8 values as bigint.
-  const asJson = (rows: unknown[]) =>
-    rows.map((row) =>
-      Object.fromEntries(
-        Object.entries(row as Record<string, unknown>).map(([key, value]) => [key, value instanceof Date ? value.toISOString() : value]),
-      ),
-    );
-  // Integers parsed from their exact source text: a JSON number above 2^53 must not be rounded.
-  const parseExact = (text: string): unknown =>
-    JSON.parse(text, (key, value: unknown, context?: { source?: string }) =>
-      typeof value === 'number' && /(?:^jobId|Size|SizeInBytes|^sizeInBytes)$/.test(key) ? BigInt(context!.source!) : value,
-    );
 
   describe.each(REPORT_KINDS)('%s report', (kind) => {
     it.runIf(usingPostgres)('writes csv that a strict RFC 4180 reader reads back to the same values', async () => {
@@ -252,7 +234,7 @@ describe('orca-reconcile report', () => {
   it.runIf(usingPostgres)('with --out writes the file, replacing what was there, and reports on stderr only', async () => {
     // Prepare: a longer file at the path, so truncation shows.
     const { jobId, expected } = await seedTricky('phantom');
-    const file = join(directory, 'phantoms.csv');
+    const file = join(directory(), 'phantoms.csv');
     await writeFile(file, 'x'.repeat(100_000));
 
     // Act
@@ -270,7 +252,7 @@ describe('orca-reconcile report', () => {
 
   it.runIf(usingPostgres)('fails with one line naming --out when the file cannot be created', async () => {
     const jobId = await insertJob(t, schema, BUCKET);
-    const file = join(directory, 'missing-directory', 'out.csv');
+    const file = join(directory(), 'missing-directory', 'out.csv');
 
     const result = await run(report(jobId, 'orphan', '--out', file));
 
@@ -280,7 +262,7 @@ describe('orca-reconcile report', () => {
   });
 
   it.runIf(usingPostgres)('fails on an unknown job with exit 1 and leaves an existing --out file untouched', async () => {
-    const file = join(directory, 'keep.csv');
+    const file = join(directory(), 'keep.csv');
     await writeFile(file, 'keep me');
 
     const result = await run(report(987_654_321, 'orphan', '--out', file));
@@ -328,13 +310,7 @@ describe('orca-reconcile report', () => {
     ];
 
     it.each(cases)('%s: exit 2, one stderr line naming the flag, nothing on stdout', async (_name, argv, flag) => {
-      const result = await run(argv);
-
-      expect(result.code).toBe(2);
-      expect(result.stdout()).toBe('');
-      expect(result.stderrLines()).toHaveLength(1);
-      expect(result.stderrLines()[0]).toMatch(/^orca-reconcile: /);
-      expect(result.stderrLines()[0]).toContain(flag);
+      expectUsageError(await run(argv), flag);
     });
   });
 

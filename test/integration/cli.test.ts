@@ -8,7 +8,7 @@ import { ConfigurationError, OrcaStatus } from '../../src/index.js';
 import { memoryIO, tableRows } from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { closedLoopbackPort } from '../helpers/faults.js';
-import { insertJob, readJob, readReports, seedOneOfEachReport, stageJob } from '../helpers/rows.js';
+import { DISCREPANCY_TYPES, insertJob, readJob, readReports, seedOneOfEachReport, stageJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 const OTHER_BUCKET = 'prefix-orca-secondary';
@@ -86,15 +86,7 @@ describe('orca-reconcile demo (PGlite and fauxqs in process, no server)', () => 
     expect(stdout).toMatch(/^ {2}phantoms +6 \/ 6$/m);
     expect(stdout).toMatch(/^ {2}orphans +12 \/ 12$/m);
     expect(stdout).toMatch(/^ {2}mismatches +42 \/ 42$/m);
-    for (const type of [
-      'etag',
-      'size_in_bytes',
-      'storage_class',
-      'etag, size_in_bytes',
-      'etag, storage_class',
-      'size_in_bytes, storage_class',
-      'etag, size_in_bytes, storage_class',
-    ]) {
+    for (const type of DISCREPANCY_TYPES) {
       expect(stdout).toMatch(new RegExp(`^ {4}${type} +6 / 6$`, 'm'));
     }
     expect(stdout).toContain('SQS message deleted: yes (the queue holds 0 visible, 0 in flight, 0 delayed)');

@@ -6,6 +6,8 @@ import {
   TimeoutError,
   createHandler,
   removeJobFromQueue,
+  type HandlerOptions,
+  type LambdaContextLike,
   type SqsSender,
 } from '../../src/index.js';
 import { useOrcaSchema } from '../helpers/database.js';
@@ -66,6 +68,29 @@ describe('limits of the SQS delete', () => {
     sqs: true,
     emptyTablesBeforeEach: true,
   });
+
+  /** Runs the handler with its own SQS client against `endpoint`, closes it, and returns what it threw. */
+  async function invokeOwnHandler(
+    endpoint: { endpoint: string; queueUrl: string },
+    event: unknown,
+    retry: HandlerOptions['retry'],
+    extra: { context?: LambdaContextLike; timeoutMarginMs?: number } = {},
+  ): Promise<unknown> {
+    const handler = createHandler({
+      database: t.db,
+      sqsEndpoint: endpoint.endpoint,
+      queueUrl: endpoint.queueUrl,
+      env: { AWS_REGION: 'us-east-1' },
+      schema,
+      retry,
+      timeoutMarginMs: extra.timeoutMarginMs,
+    });
+    try {
+      return await handler(event, extra.context).catch((thrown: unknown) => thrown);
+    } finally {
+      await handler.close();
+    }
+  }
   const endpoints: FaultyEndpoint[] = [];
   const clients: SQSClient[] = [];
 
@@ -108,24 +133,10 @@ describe('limits of the SQS delete', () => {
         stubCredentialsInEnvironment();
         const silent = track(await startSilentEndpoint());
         const { jobId, event } = await stagedJob();
-        const handler = createHandler({
-          database: t.db,
-          sqsEndpoint: silent.endpoint,
-          queueUrl: silent.queueUrl,
-          env: { AWS_REGION: 'us-east-1' },
-          schema,
-          retry: noWait,
-          timeoutMarginMs: 1_000,
-        });
         const { endsAt, context } = lambdaContext(4_000);
 
         // Act
-        let error: unknown;
-        try {
-          error = await handler(event, context).catch((thrown: unknown) => thrown);
-        } finally {
-          await handler.close();
-        }
+        const error = await invokeOwnHandler(silent, event, noWait, { context, timeoutMarginMs: 1_000 });
         const settledAt = Date.now();
 
         // Assess: settled before Lambda would have stopped the process, with the delete cut off.
@@ -149,23 +160,10 @@ describe('limits of the SQS delete', () => {
         stubCredentialsInEnvironment();
         const silent = track(await startSilentEndpoint());
         const { jobId, event } = await stagedJob();
-        const handler = createHandler({
-          database: t.db,
-          sqsEndpoint: silent.endpoint,
-          queueUrl: silent.queueUrl,
-          env: { AWS_REGION: 'us-east-1' },
-          schema,
-          retry: { ...noWait, maxRetries: 0 },
-        });
         const startedAt = Date.now();
 
         // Act
-        let error: unknown;
-        try {
-          error = await handler(event).catch((thrown: unknown) => thrown);
-        } finally {
-          await handler.close();
-        }
+        const error = await invokeOwnHandler(silent, event, { ...noWait, maxRetries: 0 });
 
         // Assess: the 5 s request timeout, not a hang.
         const elapsed = Date.now() - startedAt;
@@ -279,22 +277,9 @@ describe('limits of the SQS delete', () => {
       const failing = track(await startErrorEndpoint(INTERNAL_ERROR));
       const { jobId, event } = await stagedJob();
       const { waits, retry } = recordedBackoff();
-      const handler = createHandler({
-        database: t.db,
-        sqsEndpoint: failing.endpoint,
-        queueUrl: failing.queueUrl,
-        env: { AWS_REGION: 'us-east-1' },
-        schema,
-        retry,
-      });
 
       // Act
-      let error: unknown;
-      try {
-        error = await handler(event).catch((thrown: unknown) => thrown);
-      } finally {
-        await handler.close();
-      }
+      const error = await invokeOwnHandler(failing, event, retry);
 
       // Assess
       expect(error).toBeInstanceOf(QueueError);
@@ -472,22 +457,9 @@ describe('limits of the SQS delete', () => {
       const endpoint = track(await startErrorEndpoint(INTERNAL_ERROR));
       const { jobId, event } = await stagedJob();
       const { waits, retry } = recordedBackoff();
-      const handler = createHandler({
-        database: t.db,
-        sqsEndpoint: endpoint.endpoint,
-        queueUrl: endpoint.queueUrl,
-        env: { AWS_REGION: 'us-east-1' },
-        schema,
-        retry,
-      });
 
       // Act
-      let error: unknown;
-      try {
-        error = await handler(event).catch((thrown: unknown) => thrown);
-      } finally {
-        await handler.close();
-      }
+      const error = await invokeOwnHandler(endpoint, event, retry);
 
       // Assess
       expect(error).toBeInstanceOf(QueueError);

@@ -2,10 +2,13 @@ import { describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
   DatabaseError,
+  DifferentLocationsError,
   InvalidInputError,
   InventoryNotLoadedError,
   JobNotFoundError,
+  JobNotSuccessfulError,
   LocationMismatchError,
+  NoPreviousJobError,
   QueueError,
   StaleInventoryError,
   SupersededJobError,
@@ -21,6 +24,9 @@ describe('isRefusal', () => {
     ['InventoryNotLoadedError', new InventoryNotLoadedError(1)],
     ['StaleInventoryError', new StaleInventoryError(1, 2, 'a-bucket')],
     ['SupersededJobError', new SupersededJobError(1, 2, 'a-bucket')],
+    ['JobNotSuccessfulError', new JobNotSuccessfulError(1, 4)],
+    ['NoPreviousJobError', new NoPreviousJobError(1, 'a-bucket')],
+    ['DifferentLocationsError', new DifferentLocationsError(2, 'a-bucket', 1, 'b-bucket')],
   ])('is true for %s: the request cannot be carried out', (_name, error) => {
     expect(isRefusal(error)).toBe(true);
   });

@@ -4,18 +4,23 @@ import * as api from '../../src/index.js';
 // The public runtime API, sorted. Adding, removing or renaming an export is a change of the
 // package's contract: update this list, the README's API section and the CHANGELOG together.
 const RUNTIME_EXPORTS = [
+  'AbortError',
   'ConfigurationError',
   'DatabaseError',
+  'DifferentLocationsError',
   'InvalidInputError',
   'InventoryNotLoadedError',
   'JobNotFoundError',
+  'JobNotSuccessfulError',
   'LocationMismatchError',
+  'NoPreviousJobError',
   'OrcaReconcileError',
   'OrcaStatus',
   'QueueError',
   'StaleInventoryError',
   'SupersededJobError',
   'TimeoutError',
+  'compareJobs',
   'createHandler',
   'createOrcaTables',
   'generateReports',
@@ -28,6 +33,7 @@ const RUNTIME_EXPORTS = [
   'readReportPage',
   'removeJobFromQueue',
   'retryError',
+  'summarizeJobChanges',
   'task',
   'updateJob',
 ];
@@ -37,12 +43,16 @@ const CONSTANTS = ['OrcaStatus', 'inputSchema', 'outputSchema'];
 
 // The error classes: OrcaReconcileError and one subclass per kind of failure.
 const ERROR_CLASSES = [
+  'AbortError',
   'ConfigurationError',
   'DatabaseError',
+  'DifferentLocationsError',
   'InvalidInputError',
   'InventoryNotLoadedError',
   'JobNotFoundError',
+  'JobNotSuccessfulError',
   'LocationMismatchError',
+  'NoPreviousJobError',
   'OrcaReconcileError',
   'QueueError',
   'StaleInventoryError',
