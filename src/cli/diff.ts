@@ -64,6 +64,8 @@ holds the columns of every kind asked for; table starts a block, with its own he
 kind and every --batch-size rows; json and ndjson write the library's rows:
 {"kind":…,"change":…,"keyPath":…,"current":{…},"previous":{…}}, int8 values as exact numbers.
 Rows come report by report (phantom, orphan, mismatch), then in key_path order, byte-wise.
+Tables end with "(N rows)"; one wider than the terminal, or any with --expanded, is printed one
+field a line as psql's \\x does.
 stderr names the two jobs compared: "comparing job 42 with job 41 of BUCKET".
 
 --summary prints a table, or with --format json the object summarizeJobChanges returns:

@@ -9,6 +9,7 @@ import { runCli } from '../../src/cli/main.js';
 import { OrcaStatus } from '../../src/index.js';
 import { memoryIO, parseCsvStrict, tableRows } from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
+import { HISTORY_BUCKET, type LoadedJob, loadJobs } from '../helpers/job-changes.js';
 import { insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
@@ -305,5 +306,58 @@ describe('orca-reconcile tables that fit the terminal', () => {
     } finally {
       await rm(directory, { recursive: true, force: true });
     }
+  });
+});
+
+describe('orca-reconcile diff tables that fit the terminal', () => {
+  // The CLI connects by itself, so only the real server can answer it.
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_cli_diff_expanded', buckets: [HISTORY_BUCKET], serverOnly: true });
+  const url = process.env.DATABASE_URL ?? UNUSED_URL;
+  let job: LoadedJob;
+  let previous: LoadedJob;
+
+  beforeAll(async () => {
+    if (!usingPostgres) return;
+    const orphans = [0, 1].map((index) => reportRow('orphan', 0, index));
+    const loaded = await loadJobs(
+      t,
+      schema,
+      { reports: { orphan: orphans.slice(0, 1) } },
+      { reports: { orphan: orphans, phantom: [reportRow('phantom', 0, 0)] } },
+    );
+    [previous, job] = [loaded[0]!, loaded[1]!];
+  });
+
+  const diff = (...args: string[]) => ['diff', '--database-url', url, '--schema', schema, '--job-id', String(job.id), ...args];
+  const records = (text: string) => text.match(/^-\[ RECORD \d+ \][-+]*$/gm)?.map((line) => line.slice(0, 13));
+  const field = (text: string, name: string) => [...text.matchAll(new RegExp(`^${name} +\\| (.*)$`, 'gm'))].map((match) => match[1]);
+
+  it.runIf(usingPostgres)('expands a block per kind wider than the terminal, the records numbered across the kinds, every line within the width', async () => {
+    const narrow = terminal(80);
+
+    const code = await runCli(diff(), narrow.io);
+
+    expect(code).toBe(0);
+    const text = narrow.stdout();
+    expect(records(text)).toEqual(['-[ RECORD 1 ]', '-[ RECORD 2 ]']);
+    expect(field(text, 'kind')).toEqual(['phantom', 'orphan']);
+    expect(field(text, 'change')).toEqual(['new', 'new']);
+    expect(field(text, 'key_path')).toEqual(['dir/000.h5', 'dir/001.h5']);
+    expect(text.endsWith('\n(2 rows)\n')).toBe(true);
+    expect(Math.max(...text.split('\n').map((line) => [...line].length))).toBeLessThanOrEqual(80);
+  });
+
+  it.runIf(usingPostgres)('--summary --expanded: the counts as one record per report under the line naming the jobs', async () => {
+    const output = memoryIO({});
+
+    const code = await runCli(diff('--summary', '--expanded'), output.io);
+
+    expect(code).toBe(0);
+    const text = output.stdout();
+    expect(text.startsWith(`job ${job.id} compared with job ${previous.id}\n-[ RECORD 1 ]`)).toBe(true);
+    expect(field(text, 'report')).toEqual(['phantom', 'orphan', 'mismatch']);
+    expect(field(text, 'new')).toEqual(['1', '1', '0']);
+    expect(field(text, 'unchanged')).toEqual(['0', '1', '0']);
+    expect(text.endsWith('\n(3 rows)\n')).toBe(true);
   });
 });
