@@ -1,13 +1,12 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { OrcaStatus } from '../../src/index.js';
-import { memoryIO, parseCsvStrict, tableRows } from '../helpers/cli-io.js';
+import { memoryIO, parseCsvStrict, tableRows, useTempDirectory } from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { HISTORY_BUCKET, type LoadedJob, loadJobs } from '../helpers/job-changes.js';
 import { insertJob, insertReportRows, reportRow } from '../helpers/rows.js';
@@ -106,18 +105,14 @@ describe('orca-reconcile jobs output formats', () => {
   const jobs = (...args: string[]) => ['jobs', '--database-url', url, '--schema', schema, ...args];
   /** Newest first, as `jobs` lists them. */
   let ids: number[] = [];
-  let directory: string;
+  const directory = useTempDirectory('orca-cli-output-');
 
   beforeAll(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'orca-cli-output-'));
     if (!usingPostgres) return;
     const done = await insertJob(t, schema, BUCKET, OrcaStatus.Success);
     const failed = await insertJob(t, schema, BUCKET, OrcaStatus.Error);
     await t.query(`UPDATE "${schema}".reconcile_job SET error_message = $2, end_time = last_update WHERE id = $1`, [failed, ERROR_MESSAGE]);
     ids = [failed, done];
-  });
-  afterAll(async () => {
-    await rm(directory, { recursive: true, force: true });
   });
 
   const expectedCsv = () => [
@@ -134,8 +129,8 @@ describe('orca-reconcile jobs output formats', () => {
   });
 
   it.runIf(usingPostgres)('writes csv when stdout is a file, and a table there with --format table', async () => {
-    const csvFile = join(directory, 'jobs.csv');
-    const tableFile = join(directory, 'jobs.txt');
+    const csvFile = join(directory(), 'jobs.csv');
+    const tableFile = join(directory(), 'jobs.txt');
 
     const csv = await redirected(jobs(), csvFile);
     const table = await redirected(jobs('--format', 'table'), tableFile);
@@ -174,6 +169,7 @@ describe('orca-reconcile tables that fit the terminal', () => {
   const { database: t, schema } = useOrcaSchema({ prefix: 'orca_cli_expanded', buckets: [BUCKET], serverOnly: true });
   const url = process.env.DATABASE_URL ?? UNUSED_URL;
   const jobs = (...args: string[]) => ['jobs', '--database-url', url, '--schema', schema, ...args];
+  const directory = useTempDirectory('orca-cli-expanded-');
   const report = (jobId: number, ...args: string[]) => ['report', '--database-url', url, '--schema', schema, '--job-id', String(jobId), '--kind', 'orphan', ...args];
   let failed: number;
   let done: number;
@@ -295,17 +291,13 @@ describe('orca-reconcile tables that fit the terminal', () => {
 
   it.runIf(usingPostgres)('report --expanded: a table even when piped, and in the file of --out', async () => {
     const piped = memoryIO({});
-    const directory = await mkdtemp(join(tmpdir(), 'orca-cli-expanded-'));
-    const file = join(directory, 'orphans.txt');
-    try {
-      const codes = [await runCli(report(done, '--expanded'), piped.io), await runCli(report(done, '--expanded', '--out', file), memoryIO({}).io)];
+    const file = join(directory(), 'orphans.txt');
 
-      expect(codes).toEqual([0, 0]);
-      expect(piped.stdout()).toBe(expandedOrphans());
-      expect(await readFile(file, 'utf8')).toBe(expandedOrphans());
-    } finally {
-      await rm(directory, { recursive: true, force: true });
-    }
+    const codes = [await runCli(report(done, '--expanded'), piped.io), await runCli(report(done, '--expanded', '--out', file), memoryIO({}).io)];
+
+    expect(codes).toEqual([0, 0]);
+    expect(piped.stdout()).toBe(expandedOrphans());
+    expect(await readFile(file, 'utf8')).toBe(expandedOrphans());
   });
 });
 

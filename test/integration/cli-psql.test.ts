@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, writeFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runCli } from '../../src/cli/main.js';
-import { memoryIO } from '../helpers/cli-io.js';
+import { runInMemory, useTempDirectory } from '../helpers/cli-io.js';
 import { databaseUrlConnectInfo, useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { closedLoopbackPort } from '../helpers/faults.js';
 import { type PasswordGate, startPasswordGate } from '../helpers/password-gate.js';
@@ -12,11 +10,8 @@ import { insertJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
 
-async function cli(argv: string[], env: Record<string, string> = {}) {
-  const output = memoryIO(env);
-  const code = await runCli(argv, output.io);
-  return { code, stdout: output.stdout(), stderr: output.stderr(), stderrLines: output.stderrLines() };
-}
+/** The CLI in this process, with only `env` as its environment. */
+const cli = (argv: string[], env: Record<string, string> = {}) => runInMemory(argv, {}, env);
 
 /** The ids `jobs --json` printed. */
 const jobIds = (stdout: string): number[] => (JSON.parse(stdout) as { id: number }[]).map((job) => job.id);
@@ -28,8 +23,8 @@ describe('orca-reconcile connection settings without a server', () => {
   it('no --database-url, DATABASE_URL or PG* variable is exit 2 naming --database-url and the variables', async () => {
     const result = await cli(['jobs'], { PGPASSWORD: 'alone-says-nothing-about-where' });
 
-    expect(result).toMatchObject({ code: 2, stdout: '' });
-    expect(result.stderrLines).toEqual([
+    expect([result.code, result.stdout()]).toEqual([2, '']);
+    expect(result.stderrLines()).toEqual([
       'orca-reconcile: --database-url is required (or set DATABASE_URL, or PGHOST, PGPORT, PGUSER or PGDATABASE)',
     ]);
   });
@@ -41,8 +36,8 @@ describe('orca-reconcile connection settings without a server', () => {
   ])('%s=%s is exit 2 with one line naming the variable, before any connection', async (name, value, message) => {
     const result = await cli(['report', '--job-id', '1', '--kind', 'orphan'], { PGHOST: '127.0.0.1', [name]: value });
 
-    expect(result).toMatchObject({ code: 2, stdout: '' });
-    expect(result.stderrLines).toEqual([`orca-reconcile: ${message}`]);
+    expect([result.code, result.stdout()]).toEqual([2, '']);
+    expect(result.stderrLines()).toEqual([`orca-reconcile: ${message}`]);
   });
 
   it('an unreachable server is one line naming the PG* variables and where they point, never PGPASSWORD', async () => {
@@ -51,12 +46,12 @@ describe('orca-reconcile connection settings without a server', () => {
 
     const result = await cli(['jobs'], { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'orca', PGPASSWORD: password });
 
-    expect(result).toMatchObject({ code: 1, stdout: '' });
-    expect(result.stderrLines).toHaveLength(1);
-    expect(result.stderrLines[0]).toMatch(
+    expect([result.code, result.stdout()]).toEqual([1, '']);
+    expect(result.stderrLines()).toHaveLength(1);
+    expect(result.stderrLines()[0]).toMatch(
       new RegExp(`^orca-reconcile: connect to the database of the PG\\* variables \\(orca@127\\.0\\.0\\.1:${port}/orca, password from PGPASSWORD\\) failed: .*ECONNREFUSED`),
     );
-    expect(result.stderr).not.toContain(password);
+    expect(result.stderr()).not.toContain(password);
   });
 
   it('the help of every command that connects gives the order: flag, DATABASE_URL, PG* variables, password file', async () => {
@@ -64,10 +59,10 @@ describe('orca-reconcile connection settings without a server', () => {
       const help = await cli([command, '--help']);
 
       expect(help.code, command).toBe(0);
-      expect(help.stdout, command).toContain('--database-url, else DATABASE_URL, else (when PGHOST, PGPORT, PGUSER or\nPGDATABASE is set)');
-      expect(help.stdout, command).toContain('PGPASSFILE (default ~/.pgpass)');
+      expect(help.stdout(), command).toContain('--database-url, else DATABASE_URL, else (when PGHOST, PGPORT, PGUSER or\nPGDATABASE is set)');
+      expect(help.stdout(), command).toContain('PGPASSFILE (default ~/.pgpass)');
     }
-    expect((await cli(['demo', '--help'])).stdout).not.toContain('PGPASSFILE');
+    expect((await cli(['demo', '--help'])).stdout()).not.toContain('PGPASSFILE');
   });
 });
 
@@ -104,10 +99,10 @@ describe('orca-reconcile connecting with the PG* variables', () => {
     const closedGiven = await cli(['jobs', '--schema', schema, '--json'], { ...pgVariables(), PGPORT: closed });
 
     // Assess
-    expect({ code: given.code, stderr: given.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(jobIds(given.stdout)).toEqual([jobId]);
+    expect({ code: given.code, stderr: given.stderr() }).toEqual({ code: 0, stderr: '' });
+    expect(jobIds(given.stdout())).toEqual([jobId]);
     expect(closedGiven.code).toBe(1);
-    expect(closedGiven.stderrLines[0]).toMatch(/^orca-reconcile: connect to the database of the PG\* variables .*ECONNREFUSED/);
+    expect(closedGiven.stderrLines()[0]).toMatch(/^orca-reconcile: connect to the database of the PG\* variables .*ECONNREFUSED/);
   });
 
   it.runIf(usingPostgres)('takes --database-url over DATABASE_URL, and DATABASE_URL over the PG* variables', async () => {
@@ -121,8 +116,8 @@ describe('orca-reconcile connecting with the PG* variables', () => {
     });
 
     expect([fromEnvironment.code, fromFlag.code]).toEqual([0, 0]);
-    expect(jobIds(fromEnvironment.stdout)).toEqual([jobId]);
-    expect(jobIds(fromFlag.stdout)).toEqual([jobId]);
+    expect(jobIds(fromEnvironment.stdout())).toEqual([jobId]);
+    expect(jobIds(fromFlag.stdout())).toEqual([jobId]);
   });
 
   it.runIf(usingPostgres)('passes PGSSLMODE of the environment it is given to pg: require asks this server for TLS, which it has off', async () => {
@@ -130,7 +125,7 @@ describe('orca-reconcile connecting with the PG* variables', () => {
     const disabled = await cli(['jobs', '--schema', schema, '--json'], { ...pgVariables(), PGSSLMODE: 'disable' });
 
     expect(required.code).toBe(1);
-    expect(required.stderrLines).toEqual([
+    expect(required.stderrLines()).toEqual([
       `orca-reconcile: connect to the database of the PG* variables (${pgVariables()['PGUSER']}@${server!.host}:${server!.port}/${server!.user_database}) failed: The server does not support SSL connections`,
     ]);
     expect(disabled.code).toBe(0);
@@ -147,7 +142,7 @@ describe('orca-reconcile connecting with the PG* variables', () => {
     const password = `Pg:pass\\${randomBytes(8).toString('hex')}`;
     let roleCreated = false;
     let gate: PasswordGate;
-    let directory: string;
+    const directory = useTempDirectory('orca-pgpass-');
 
     beforeAll(async () => {
       if (!usingPostgres) return;
@@ -155,12 +150,10 @@ describe('orca-reconcile connecting with the PG* variables', () => {
       roleCreated = true;
       await t.exec(`GRANT USAGE ON SCHEMA "${schema}" TO "${role}"; GRANT SELECT ON ALL TABLES IN SCHEMA "${schema}" TO "${role}"`);
       gate = await startPasswordGate(t, { host: server!.host, port: Number(server!.port) });
-      directory = await mkdtemp(join(tmpdir(), 'orca-pgpass-'));
     });
     // Before the fixture's teardown, which drops the schema: the role's grants go first.
     afterAll(async () => {
       await gate?.close();
-      if (directory) await rm(directory, { recursive: true, force: true });
       if (roleCreated) await t.exec(`DROP OWNED BY "${role}"; DROP ROLE "${role}"`);
     });
 
@@ -173,7 +166,7 @@ describe('orca-reconcile connecting with the PG* variables', () => {
     const line = (host: string, port: string, user: string, secret: string) =>
       `${host}:${port}:${escapeField(server!.user_database)}:${escapeField(user)}:${escapeField(secret)}`;
     async function passwordFile(name: string, lines: string[], mode = 0o600): Promise<string> {
-      const file = join(directory, name);
+      const file = join(directory(), name);
       await writeFile(file, `${lines.join('\n')}\n`, { mode });
       await chmod(file, mode);
       return file;
@@ -195,20 +188,20 @@ describe('orca-reconcile connecting with the PG* variables', () => {
       const result = await cli(['jobs', '--schema', schema, '--json'], { ...throughGate(), PGPASSFILE: file });
 
       // Assess
-      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
-      expect(jobIds(result.stdout)).toEqual([jobId]);
+      expect({ code: result.code, stderr: result.stderr() }).toEqual({ code: 0, stderr: '' });
+      expect(jobIds(result.stdout())).toEqual([jobId]);
       expect(counts()).toEqual({ admitted: before.admitted + 1, refused: before.refused });
     });
 
     it.runIf(usingPostgres)('reads .pgpass in the HOME it is given when PGPASSFILE is unset; * matches any field', async () => {
-      const home = join(directory, 'home');
+      const home = join(directory(), 'home');
       await mkdir(home);
       await writeFile(join(home, '.pgpass'), `${line('*', '*', '*', password)}\n`, { mode: 0o600 });
       const before = counts();
 
       const result = await cli(['jobs', '--schema', schema, '--json'], { ...throughGate(), HOME: home });
 
-      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+      expect({ code: result.code, stderr: result.stderr() }).toEqual({ code: 0, stderr: '' });
       expect(counts()).toEqual({ admitted: before.admitted + 1, refused: before.refused });
     });
 
@@ -229,11 +222,11 @@ describe('orca-reconcile connecting with the PG* variables', () => {
 
       const result = await cli(['jobs', '--schema', schema], { ...throughGate(), PGPASSFILE: file });
 
-      expect(result).toMatchObject({ code: 1, stdout: '' });
-      expect(result.stderrLines).toEqual([
+      expect([result.code, result.stdout()]).toEqual([1, '']);
+      expect(result.stderrLines()).toEqual([
         `orca-reconcile: connect to the database of the PG* variables (${role}@127.0.0.1:${gate.port}/${server!.user_database}, password from ${file}) failed: password authentication failed for user "${role}"`,
       ]);
-      expect(result.stderr).not.toContain(wrong);
+      expect(result.stderr()).not.toContain(wrong);
       expect(counts()).toEqual({ admitted: before.admitted, refused: before.refused + 1 });
     });
 
@@ -243,8 +236,8 @@ describe('orca-reconcile connecting with the PG* variables', () => {
 
       const result = await cli(['jobs', '--schema', schema], { ...throughGate(), PGPASSFILE: file });
 
-      expect(result).toMatchObject({ code: 1, stdout: '' });
-      expect(result.stderrLines).toEqual([
+      expect([result.code, result.stdout()]).toEqual([1, '']);
+      expect(result.stderrLines()).toEqual([
         `orca-reconcile: warning: password file "${file}" has group or world access; permissions should be u=rw (0600) or less`,
         `orca-reconcile: connect to the database of the PG* variables (${role}@127.0.0.1:${gate.port}/${server!.user_database}) failed: the server asks for a password and none was given: set PGPASSWORD or add a line for ${role}@127.0.0.1:${gate.port}/${server!.user_database} to ${file}`,
       ]);
@@ -267,7 +260,7 @@ describe('orca-reconcile on a schema without the ORCA tables', () => {
   ])('%s: exit 1, one line with the server error (42P01), the schema used and how to create the tables', async (_name, argv, action) => {
     const result = await cli([...argv, '--schema', absent], { DATABASE_URL: process.env.DATABASE_URL! });
 
-    expect(result).toMatchObject({ code: 1, stdout: '' });
-    expect(result.stderrLines).toEqual([`orca-reconcile: ${action} failed: relation "${absent}.reconcile_job" does not exist. ${hint}`]);
+    expect([result.code, result.stdout()]).toEqual([1, '']);
+    expect(result.stderrLines()).toEqual([`orca-reconcile: ${action} failed: relation "${absent}.reconcile_job" does not exist. ${hint}`]);
   });
 });
