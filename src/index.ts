@@ -1,6 +1,8 @@
 export { generateReports } from './reports.js';
 export type { GenerateReportsOptions, ReportCounts, ReportTarget } from './reports.js';
 export { updateJob } from './job.js';
+export { createOrcaTables } from './sql/ddl.js';
+export type { CreateOrcaTablesOptions } from './sql/ddl.js';
 export { OrcaStatus } from './status.js';
 export type { JobUpdate, UpdateJobOptions } from './job.js';
 export { isTransientDatabaseError, retryError } from './retry.js';

@@ -2,11 +2,10 @@ import type * as PGliteModule from '@electric-sql/pglite';
 import type { PGlite } from '@electric-sql/pglite';
 import Table from 'cli-table3';
 import type * as FauxqsModule from 'fauxqs';
-import { createOrcaTables } from '../sql/ddl.js';
 import { mismatchTypeCountsSql, reportCountColumns } from '../sql/reports.js';
 import { quoteSchema } from '../sql/schema.js';
 import { ConfigurationError } from '../errors.js';
-import { type ReportKind, type ReportRows, readReportPage, task } from '../index.js';
+import { type ReportKind, type ReportRows, createOrcaTables, readReportPage, task } from '../index.js';
 import { type CliIO, type RegisterCommand, integerFlag, writeLine } from './common.js';
 import {
   FILES_PER_GRANULE,
@@ -107,8 +106,8 @@ async function runDemo(io: CliIO, files: number, modules: DemoModules): Promise<
     out();
 
     let step = performance.now();
+    await createOrcaTables(lite, { schema: SCHEMA, buckets: [PRIMARY, SECONDARY] });
     const { jobId, otherJobId, listed } = await lite.transaction(async (tx) => {
-      await createOrcaTables(tx, SCHEMA, [PRIMARY, SECONDARY]);
       await tx.exec(STATUS_TRAIL_SQL);
       return seed(tx, files);
     });

@@ -13,11 +13,11 @@ import { REPORT_KINDS, type ReportKind, camel, reportColumns } from '../read-rep
 import {
   type CliIO,
   type RegisterCommand,
+  TablePrinter,
   databaseUrlOption,
   exactJson,
   flagJobId,
   jobIdFlag,
-  renderTable,
   usageError,
   withDatabase,
 } from './common.js';
@@ -31,6 +31,7 @@ interface DiffFlags {
   change?: ChangeType[];
   summary?: boolean;
   format?: ExportFormat;
+  expanded?: boolean;
   out?: string;
   schema: string;
   batchSize: number;
@@ -63,6 +64,8 @@ holds the columns of every kind asked for; table starts a block, with its own he
 kind and every --batch-size rows; json and ndjson write the library's rows:
 {"kind":…,"change":…,"keyPath":…,"current":{…},"previous":{…}}, int8 values as exact numbers.
 Rows come report by report (phantom, orphan, mismatch), then in key_path order, byte-wise.
+Tables end with "(N rows)"; one wider than the terminal, or any with --expanded, is printed one
+field a line as psql's \\x does.
 stderr names the two jobs compared: "comparing job 42 with job 41 of BUCKET".
 
 --summary prints a table, or with --format json the object summarizeJobChanges returns:
@@ -105,10 +108,11 @@ async function exportChanges(pool: Database, flags: DiffFlags, io: CliIO): Promi
     onJobs: (jobs) => io.stderr.write(`comparing job ${jobs.jobId} with job ${jobs.previousJobId} of ${jobs.orcaArchiveLocation}\n`),
   });
   await exportRows(rows, {
-    format: defaultFormat(flags.format, flags.out, io, 'csv'),
+    format: defaultFormat(flags, io, 'csv'),
     layout: changeLayout(kinds),
     out: flags.out,
     batchSize: flags.batchSize,
+    expanded: flags.expanded === true,
     io,
     what: 'the changes',
   });
@@ -147,12 +151,13 @@ function changeLayout(kinds: readonly ReportKind[]): RowLayout<ReportChange> {
 
 async function printSummary(pool: Database, flags: DiffFlags, io: CliIO): Promise<void> {
   const summary = await summarizeJobChanges(pool, comparisonOf(flags), { schema: flags.schema });
-  const format = defaultFormat(flags.format, flags.out, io, 'json');
-  const text = format === 'json' ? `${exactJson(summary, 2)}\n` : summaryTable(flags.jobId, summary);
+  const format = defaultFormat(flags, io, 'json');
+  const table = new TablePrinter(flags.out === undefined ? io.stdout : undefined, flags.expanded === true);
+  const text = format === 'json' ? `${exactJson(summary, 2)}\n` : summaryTable(flags.jobId, summary, table);
   await writeOutput(text, 'the summary', flags.out, io);
 }
 
-function summaryTable(jobId: number, summary: JobChangeSummary): string {
+function summaryTable(jobId: number, summary: JobChangeSummary, printer: TablePrinter): string {
   const counts = (report: string, row: { new: number; resolved: number; unchanged: number; changed?: number }) => [
     report,
     String(row.new),
@@ -160,9 +165,9 @@ function summaryTable(jobId: number, summary: JobChangeSummary): string {
     String(row.unchanged),
     row.changed === undefined ? '' : String(row.changed),
   ];
-  const table = renderTable(
+  const table = printer.table(
     ['report', ...CHANGE_TYPES],
     [counts('phantom', summary.phantoms), counts('orphan', summary.orphans), counts('mismatch', summary.mismatches)],
   );
-  return `job ${jobId} compared with job ${summary.previousJobId}\n${table}\n`;
+  return `job ${jobId} compared with job ${summary.previousJobId}\n${table}`;
 }

@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { messageOf } from '../errors.js';
-import { type CliIO, exactJson, flagSchema, integerFlag, renderTable } from './common.js';
+import { type CliIO, CSV_OPTIONS, TablePrinter, exactJson, expandedOption, flagSchema, integerFlag, isTerminal } from './common.js';
 
 /** The output formats of the commands that stream rows: `report` and `diff`. */
 export const EXPORT_FORMATS = ['table', 'csv', 'json', 'ndjson'] as const;
@@ -15,11 +15,12 @@ const MAX_BATCH_SIZE = 100_000;
 
 /**
  * The flags of a command that writes rows: `--format` (whose default `formatDefault` describes),
- * `--out`, `--schema` and `--batch-size`.
+ * `--expanded`, `--out`, `--schema` and `--batch-size`.
  */
 export function addExportOptions(command: Command, formatDefault: string): Command {
   return command
     .addOption(new Option('--format <format>', `output format (default: ${formatDefault})`).choices(EXPORT_FORMATS))
+    .addOption(expandedOption())
     .option('--out <file>', 'write to FILE (created or truncated) instead of stdout, with progress on stderr')
     .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
     .option(
@@ -30,13 +31,16 @@ export function addExportOptions(command: Command, formatDefault: string): Comma
     );
 }
 
-export function isTerminal(stream: NodeJS.WritableStream): boolean {
-  return (stream as { isTTY?: boolean }).isTTY === true;
-}
-
-/** The format a command writes when `--format` is absent: `table` to a terminal, `fallback` otherwise. */
-export function defaultFormat<F extends string>(format: F | undefined, out: string | undefined, io: CliIO, fallback: F): F | 'table' {
-  return format ?? (out === undefined && isTerminal(io.stdout) ? 'table' : fallback);
+/**
+ * The format a command writes when `--format` is absent: `table` to a terminal or with
+ * `--expanded`, `fallback` otherwise.
+ */
+export function defaultFormat<F extends string>(
+  flags: { format?: F; out?: string; expanded?: boolean },
+  io: CliIO,
+  fallback: F,
+): F | 'table' {
+  return flags.format ?? (flags.expanded || (flags.out === undefined && isTerminal(io.stdout)) ? 'table' : fallback);
 }
 
 /** A value as csv and table show it: timestamps ISO 8601, numbers plain, nothing as an empty cell. */
@@ -66,11 +70,7 @@ interface Formatter<R> {
   end(rowCount: number): string;
 }
 
-// CRLF records as RFC 4180 has them. With an explicit record delimiter csv-stringify stops quoting
-// fields that hold a bare CR or LF unless told to; RFC 4180 wants every line break quoted.
-const CSV_OPTIONS = { record_delimiter: '\r\n', quote_record_delimiter: true } as const;
-
-function createFormatter<R>(format: ExportFormat, layout: RowLayout<R>): Formatter<R> {
+function createFormatter<R>(format: ExportFormat, layout: RowLayout<R>, table: TablePrinter): Formatter<R> {
   switch (format) {
     case 'csv':
       return {
@@ -108,13 +108,13 @@ function createFormatter<R>(format: ExportFormat, layout: RowLayout<R>): Formatt
             const head = layout.tableHead(rows[from]!);
             let to = from + 1;
             while (to < rows.length && layout.tableHead(rows[to]!) === head) to += 1;
-            text += `${renderTable(head, rows.slice(from, to).map((row) => layout.tableCells(row)))}\n`;
+            text += table.block(head, rows.slice(from, to).map((row) => layout.tableCells(row)));
             from = to;
           }
           return text;
         },
         // An empty export still shows its columns.
-        end: (rowCount) => (rowCount === 0 ? `${renderTable(layout.emptyTableHead, [])}\n` : ''),
+        end: (rowCount) => table.end(layout.emptyTableHead, rowCount),
       };
   }
 }
@@ -127,6 +127,8 @@ export interface ExportTarget<R> {
   out: string | undefined;
   /** Rows per block: per write, and per table. */
   batchSize: number;
+  /** `--expanded`: tables one field a line, whatever their width. */
+  expanded: boolean;
   io: CliIO;
   /** What is written, as a write error names it: `the report`. */
   what: string;
@@ -139,7 +141,7 @@ export interface ExportTarget<R> {
  * that closes stdout (`| head`) ends the export quietly; the loop's end closes the source.
  */
 export async function exportRows<R>(rows: AsyncIterable<R>, target: ExportTarget<R>): Promise<void> {
-  const { format, layout, out, batchSize, io, what } = target;
+  const { format, layout, out, batchSize, expanded, io, what } = target;
   const source = rows[Symbol.asyncIterator]();
   let file: ReturnType<typeof createWriteStream> | undefined;
   try {
@@ -147,7 +149,7 @@ export async function exportRows<R>(rows: AsyncIterable<R>, target: ExportTarget
     if (out !== undefined) file = await openFile(out);
     const sink = new Sink(file ?? io.stdout, file === undefined, what);
     const progress = file && out !== undefined ? progressReporter(io.stderr, out) : undefined;
-    const formatter = createFormatter(format, layout);
+    const formatter = createFormatter(format, layout, new TablePrinter(file ?? io.stdout, expanded));
 
     let written = 0;
     let batch: R[] = [];

@@ -1,31 +1,43 @@
+import { Option } from 'commander';
+import { stringify } from 'csv-stringify/sync';
 import { DatabaseError } from '../errors.js';
 import { recentJobsSql } from '../sql/jobs.js';
 import { quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
+  CSV_OPTIONS,
+  TablePrinter,
   databaseUrlOption,
   exactJson,
+  expandedOption,
   flagLocation,
   flagSchema,
   integerFlag,
+  isFileOrPipe,
   printable,
-  renderTable,
+  usageError,
   withDatabase,
   writeLine,
 } from './common.js';
+import { cellText } from './export.js';
 
 const DEFAULT_LIMIT = 20;
 const MAX_LIMIT = 1000;
-/** Characters of error_message the table shows; --json shows all of it. */
+/** Characters of error_message the table shows; csv and json show all of it. */
 const ERROR_MESSAGE_WIDTH = 60;
+
+const JOBS_FORMATS = ['table', 'csv', 'json'] as const;
+type JobsFormat = (typeof JOBS_FORMATS)[number];
 
 interface JobsFlags {
   databaseUrl?: string;
   location?: string;
   limit: number;
   schema: string;
+  format?: JobsFormat;
   json?: boolean;
+  expanded?: boolean;
 }
 
 /**
@@ -55,16 +67,24 @@ export const registerJobs: RegisterCommand = (program, io) => {
     .option('--location <bucket>', 'only jobs of this ORCA archive bucket', flagLocation)
     .option('--limit <n>', `at most N jobs (1 to ${MAX_LIMIT})`, integerFlag('--limit', 1, MAX_LIMIT), DEFAULT_LIMIT)
     .option('--schema <schema>', 'ORCA schema', flagSchema, 'orca')
-    .option('--json', 'print a JSON array (full error messages, camelCase keys) instead of a table')
+    .addOption(
+      new Option('--format <format>', 'output format (default: table, csv when stdout is a file or a pipe)').choices(JOBS_FORMATS),
+    )
+    .option('--json', 'the same as --format json')
+    .addOption(expandedOption())
     .addHelpText(
       'after',
       `
-The table truncates error messages to ${ERROR_MESSAGE_WIDTH} characters; --json prints them whole.
-Times are ISO 8601 in UTC. phantoms, orphans and mismatches count the job's report rows.
+The table truncates error messages to ${ERROR_MESSAGE_WIDTH} characters; csv and json print them whole.
+A table wider than the terminal is printed expanded, one field a line, as psql's \\x auto does.
+csv (RFC 4180) has a header row of snake_case names, json an array of objects with camelCase
+keys; both hold the same fields. Times are ISO 8601 in UTC. phantoms, orphans and mismatches
+count the job's report rows.
 
 Examples:
   $ orca-reconcile jobs
   $ orca-reconcile jobs --location prefix-orca-primary --limit 5
+  $ orca-reconcile jobs > jobs.csv
   $ orca-reconcile jobs --json | jq '.[] | select(.status == "error")'`,
     )
     .action(async (flags: JobsFlags) => {
@@ -72,7 +92,33 @@ Examples:
     });
 };
 
+/** The fields of a job in csv and json order; csv names them in snake_case. */
+const FIELDS = [
+  'id',
+  'orcaArchiveLocation',
+  'statusId',
+  'status',
+  'startTime',
+  'lastUpdate',
+  'endTime',
+  'errorMessage',
+  'phantoms',
+  'orphans',
+  'mismatches',
+] as const satisfies readonly (keyof JobSummary)[];
+
+const snake = (key: string): string => key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+
+function formatOf(flags: JobsFlags, io: CliIO): JobsFormat {
+  if (flags.json && flags.format !== undefined && flags.format !== 'json') {
+    throw usageError(`--json is --format json: it cannot go with --format ${flags.format}`);
+  }
+  if (flags.json) return 'json';
+  return flags.format ?? (flags.expanded || !isFileOrPipe(io.stdout) ? 'table' : 'csv');
+}
+
 async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
+  const format = formatOf(flags, io);
   const jobs = await withDatabase(flags, io, async (pool) => {
     try {
       const { rows } = await pool.query(recentJobsSql(quoteSchema(flags.schema)), [flags.location ?? null, flags.limit]);
@@ -81,14 +127,17 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
       throw new DatabaseError('list jobs', error);
     }
   });
-  if (flags.json) {
+  if (format === 'json') {
     writeLine(io.stdout, exactJson(jobs, 2));
     return;
   }
+  if (format === 'csv') {
+    io.stdout.write(stringify([FIELDS.map(snake), ...jobs.map((job) => FIELDS.map((key) => cellText(job[key])))], CSV_OPTIONS));
+    return;
+  }
   const head = ['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches'];
-  writeLine(
-    io.stdout,
-    renderTable(
+  io.stdout.write(
+    new TablePrinter(io.stdout, flags.expanded === true).table(
       head,
       jobs.map((job) => [
         String(job.id),

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { InvalidInputError, messageOf } from '../errors.js';
-import { type CliIO, type RegisterCommand, EXIT, errorLine, writeLine } from './common.js';
+import { type CliIO, type RegisterCommand, CONNECTION_HELP, EXIT, checkExpanded, errorLine, writeLine } from './common.js';
 import { registerDemo } from './demo.js';
 import { registerDiff } from './diff.js';
 import { registerJobs } from './jobs.js';
@@ -26,6 +26,12 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
       outputError: () => undefined,
     });
   for (const register of COMMANDS) register(program, io);
+  // Before any connection: --expanded asks for a table, whichever command prints it.
+  program.hook('preAction', (_program, command) => checkExpanded(command.opts()));
+  // Every command that connects says where it finds the database.
+  for (const command of program.commands) {
+    if (command.options.some((option) => option.long === '--database-url')) command.addHelpText('after', CONNECTION_HELP);
+  }
 
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
@@ -41,10 +47,14 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
   }
 }
 
-/** The one line an error is reported as, without any database URL the command line or the environment holds. */
+/**
+ * The one line an error is reported as, without any database URL the command line or the
+ * environment holds, nor the password of PGPASSWORD.
+ */
 export function errorMessage(error: unknown, argv: readonly string[], env: CliIO['env']): string {
   const message = error instanceof CommanderError ? error.message.replace(/^error: /, '') : messageOf(error);
-  return errorLine(message, databaseUrls(argv, env));
+  const password = env['PGPASSWORD'];
+  return errorLine(message, databaseUrls(argv, env), password ? [password] : []);
 }
 
 /** Every database URL the command line or the environment holds, for redaction. */

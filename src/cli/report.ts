@@ -12,6 +12,7 @@ interface ReportFlags {
   jobId: number;
   kind: ReportKind;
   format?: ExportFormat;
+  expanded?: boolean;
   out?: string;
   schema: string;
   batchSize: number;
@@ -35,8 +36,9 @@ Columns are the report table's, in table order; csv's header row names them as t
 (job_id, key_path, ...), json and ndjson use the library's camelCase keys (jobId, keyPath, ...).
 Timestamps are ISO 8601 in UTC. csv follows RFC 4180: CRLF line ends, fields holding a comma,
 a quote or a line break are quoted, quotes doubled. json is one array, ndjson one object a line.
-table is printed in blocks of --batch-size rows, each with its own header; control characters
-in a cell are shown escaped (\\n, \\u001b).
+table is printed in blocks of --batch-size rows, each with its own header, then "(N rows)"; a
+table wider than the terminal, or any with --expanded, is printed one field a line as psql's
+\\x does. Control characters in a cell are shown escaped (\\n, \\u001b).
 
 Without --out only the data goes to stdout. With --out, stderr shows the rows written so far
 (at most once a second, four times on a terminal) and ends with "wrote N rows to FILE". If the
@@ -57,10 +59,11 @@ async function exportReport(pool: Database, flags: ReportFlags, io: CliIO): Prom
   // Checked first: readReport reads an unknown job as an empty report.
   await checkJobExists(pool, flags.schema, flags.jobId);
   await exportRows(readReport(pool, { jobId: flags.jobId, kind: flags.kind }, { schema: flags.schema, batchSize: flags.batchSize }), {
-    format: defaultFormat(flags.format, flags.out, io, 'csv'),
+    format: defaultFormat(flags, io, 'csv'),
     layout: reportLayout(flags.kind),
     out: flags.out,
     batchSize: flags.batchSize,
+    expanded: flags.expanded === true,
     io,
     what: 'the report',
   });

@@ -1,5 +1,5 @@
 import { type Queryable, withTransaction } from '../database.js';
-import { createOrcaTables, inventoryTableName, partitionBoundsSql, validatePartitionBucket } from '../sql/ddl.js';
+import { createOrcaTablesIn, inventoryTableName, partitionBoundsSql, validatePartitionBucket } from '../sql/ddl.js';
 import { DatabaseError, OrcaReconcileError } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
 import { type RegisterCommand, databaseUrlOption, flagSchema, libraryCheck, withDatabase, writeLine } from './common.js';
@@ -48,7 +48,7 @@ export const registerSchema: RegisterCommand = (program, io) => {
         io,
         (pool) =>
           withTransaction(pool, async (tx) => {
-            await createOrcaTables(tx, flags.schema, flags.bucket ?? []);
+            await createOrcaTablesIn(tx, flags.schema, flags.bucket ?? []);
             return listPartitionBuckets(tx, flags.schema);
           }).catch((error: unknown) => {
             throw error instanceof OrcaReconcileError ? error : new DatabaseError('create the ORCA tables', error);

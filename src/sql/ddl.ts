@@ -1,5 +1,6 @@
-import type { Queryable } from '../database.js';
-import { InvalidInputError } from '../errors.js';
+import { type Database, type Queryable, withTransaction } from '../database.js';
+import { DatabaseError, InvalidInputError } from '../errors.js';
+import type { SchemaOptions } from '../types.js';
 import { IDENTIFIER, validateArchiveLocation } from '../validation.js';
 import { type QuotedSchema, quoteSchema } from './schema.js';
 
@@ -140,15 +141,71 @@ CREATE TABLE IF NOT EXISTS ${s}.reconcile_catalog_mismatch_report (
 }
 
 /**
- * Runs {@link orcaTablesSql} one statement at a time (PGlite's `query` takes one statement), in
- * one transaction opened by the caller or not at all: every statement is idempotent.
+ * Options of {@link createOrcaTables}.
+ *
+ * @example
+ * ```ts
+ * import type { CreateOrcaTablesOptions } from 'orca-reconcile';
+ *
+ * const options: CreateOrcaTablesOptions = { schema: 'orca_test', buckets: ['prefix-orca-primary'] };
+ * ```
+ * @category Jobs
  */
-export async function createOrcaTables(
-  db: Queryable,
-  schemaName: string,
-  buckets: readonly string[],
-): Promise<void> {
-  for (const statement of splitStatements(orcaTablesSql(schemaName, buckets))) await db.query(statement);
+export interface CreateOrcaTablesOptions extends SchemaOptions {
+  /** The archive buckets: each gets an inventory partition of `reconcile_s3_object`. May be empty. */
+  buckets: readonly string[];
+}
+
+/**
+ * Creates the ORCA catalog and reconciliation tables (`files`, `granules`, `reconcile_job`, the
+ * inventory table `reconcile_s3_object` with one partition per bucket, the three report tables
+ * and the rest) and the schema itself, in one transaction, as the ORCA contract describes them.
+ * For development and test databases: production ORCA creates these tables itself. Every
+ * statement is idempotent, so running it again succeeds and only adds what is missing, such as
+ * the partition of a new bucket.
+ *
+ * @throws {@link InvalidInputError} for a schema that is not a PostgreSQL identifier, or a bucket
+ * whose partition name would not be one, before any statement.
+ * @throws {@link DatabaseError} when a statement fails; the transaction is rolled back.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { createOrcaTables } from 'orca-reconcile';
+ *
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * await createOrcaTables(pool, { schema: 'orca_test', buckets: ['prefix-orca-primary', 'prefix-orca-secondary'] });
+ * ```
+ * @category Jobs
+ */
+export async function createOrcaTables(database: Database, options: CreateOrcaTablesOptions): Promise<void> {
+  const buckets = (options as Partial<CreateOrcaTablesOptions> | undefined)?.buckets;
+  if (!Array.isArray(buckets)) {
+    throw new InvalidInputError('options.buckets', 'options.buckets must be an array of bucket names (it may be empty)');
+  }
+  const statements = orcaTablesStatements(options.schema ?? 'orca', buckets);
+  try {
+    await withTransaction(database, (tx) => runStatements(tx, statements));
+  } catch (error) {
+    throw new DatabaseError('create the ORCA tables', error);
+  }
+}
+
+/**
+ * {@link createOrcaTables} inside a transaction the caller holds on `tx`, so that it can do more
+ * in the same transaction.
+ */
+export async function createOrcaTablesIn(tx: Queryable, schemaName: string, buckets: readonly string[]): Promise<void> {
+  await runStatements(tx, orcaTablesStatements(schemaName, buckets));
+}
+
+/** {@link orcaTablesSql} one statement at a time: PGlite's `query` takes one statement. */
+function orcaTablesStatements(schemaName: string, buckets: readonly string[]): string[] {
+  return splitStatements(orcaTablesSql(schemaName, buckets));
+}
+
+async function runStatements(tx: Queryable, statements: readonly string[]): Promise<void> {
+  for (const statement of statements) await tx.query(statement);
 }
 
 /** Splits the DDL above at statement ends; it has no semicolons inside literals or bodies. */

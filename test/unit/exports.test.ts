@@ -22,6 +22,7 @@ const RUNTIME_EXPORTS = [
   'TimeoutError',
   'compareJobs',
   'createHandler',
+  'createOrcaTables',
   'generateReports',
   'inputSchema',
   'isRefusal',
