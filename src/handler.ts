@@ -2,7 +2,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
 import { ConfigurationError, InvalidInputError, messageOf } from './errors.js';
 import type { Database } from './database.js';
-import { type SqsSender, sqsTargetOf } from './queue.js';
+import { type SqsSender, sqsTarget } from './queue.js';
 import { invocationDeadline } from './deadline.js';
 import type { MetricsSink } from './metrics.js';
 import type { Backoff } from './retry.js';
@@ -342,7 +342,8 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     const queueUrl = options.queueUrl ?? requireVariable(env, 'INTERNAL_REPORT_QUEUE_URL');
     checkConfiguration();
     const endpoint = sqsEndpoint();
-    const target: SqsTarget = endpoint !== undefined ? { endpoint } : options.sqs ? await sqsTargetOf(options.sqs) : 'aws';
+    // The handler's own client, built without an endpoint, sends to AWS.
+    const target: SqsTarget = options.sqs === undefined && endpoint === undefined ? 'aws' : await sqsTarget(options.sqs, endpoint);
     checkQueueUrl(queueUrl, target, options.queueUrl === undefined);
     const sqsClient = await sqs();
     logger.debug('reconciliation started', {

@@ -115,6 +115,14 @@ function permanentQueueFailure(error: unknown): string | undefined {
 }
 
 /**
+ * Where a delete goes, to check a queue URL against: the endpoint the caller named, or else what
+ * {@link sqsTargetOf} tells of the client.
+ */
+export function sqsTarget(sqs: unknown, sqsEndpoint: string | undefined): Promise<SqsTarget> {
+  return sqsEndpoint === undefined ? sqsTargetOf(sqs) : Promise.resolve({ endpoint: sqsEndpoint });
+}
+
+/**
  * Where a client sends: for an `SQSClient`, AWS or the `endpoint` it was built with; for anything
  * else with a `send` method (a wrapper, a test double), the library cannot tell.
  */
@@ -171,7 +179,7 @@ export async function removeJobFromQueue(
   message: QueueMessage,
   options: RemoveJobOptions = {},
 ): Promise<void> {
-  const target = options.sqsEndpoint === undefined ? await sqsTargetOf(sqs) : { endpoint: options.sqsEndpoint };
+  const target = await sqsTarget(sqs, options.sqsEndpoint);
   const queueUrl = validateQueueUrl(message?.queueUrl, 'queueUrl', target);
   const receiptHandle = validateReceiptHandle(message?.receiptHandle, 'receiptHandle');
   const deadline = options.deadline === undefined ? undefined : validateDeadline(options.deadline, 'deadline');

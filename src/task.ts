@@ -1,18 +1,17 @@
 import { AbortError, InvalidInputError, isRefusal, messageOf } from './errors.js';
 import type { Database } from './database.js';
-import { type Deadline, RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
+import { RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
 import { type JobTransactionOptions, checkListing, guardedTransaction, jobTransaction } from './guard.js';
 import { validateSignal } from './abort.js';
 import { writeJobStatus } from './job.js';
 import { type MetricsSink, publishRunMetrics } from './metrics.js';
-import { type SqsSender, removeJobFromQueue, sqsTargetOf } from './queue.js';
+import { type SqsSender, removeJobFromQueue, sqsTarget } from './queue.js';
 import { type ReportCounts, readReportCounts, replaceReports } from './reports.js';
 import type { Backoff } from './retry.js';
 import { schemaOf } from './sql/schema.js';
 import { OrcaStatus } from './status.js';
 import { type Logger, silentLogger } from './types.js';
 import {
-  type SqsTarget,
   describe,
   readArgument,
   requireObject,
@@ -169,8 +168,8 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
     // A refusal before the job was touched leaves it as it was; once it is `generating reports`,
     // every failure is recorded, so that no job is left in that status.
     // An abort before that is the same: nothing of the job changed.
-    if (isRefusal(error) && !started) run.logger.error('reconciliation refused', { ...run.where, error: messageOf(error) });
-    else if (error instanceof AbortError && !started) run.logger.warn('reconciliation aborted', { ...run.where, error: messageOf(error) });
+    if (isRefusal(error) && !started) run.logger.error('reconciliation refused', { ...where(run), error: messageOf(error) });
+    else if (error instanceof AbortError && !started) run.logger.warn('reconciliation aborted', { ...where(run), error: messageOf(error) });
     else await markFailed(run, error);
     publishFailure(run, error);
     throw error;
@@ -183,40 +182,38 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
   }
   const durationMs = Date.now() - run.startedAt;
   run.logger.info('reconciliation finished', {
-    ...run.where,
+    ...where(run),
     ...finished.counts,
     regenerated: finished.regenerated,
     durationMs,
   });
   publishRunMetrics(run.metrics, run.logger, {
     outcome: 'success',
-    orcaArchiveLocation: run.where.orcaArchiveLocation,
+    orcaArchiveLocation: run.job.orcaArchiveLocation,
     ...finished.counts,
     durationMs,
   });
-  return { jobId: run.jobId, ...finished.counts };
+  return { jobId: run.job.jobId, ...finished.counts };
 }
 
 /** One run's validated input and dependencies. */
 interface Run {
-  jobId: number;
-  /** The job and its bucket, as every log line of the run names them. */
-  where: { jobId: number; orcaArchiveLocation: string };
   database: Database;
   logger: Logger;
   startedAt: number;
-  deadline: Deadline | undefined;
-  /** What every transaction of the run is given. */
+  /** What every transaction of the run is given: the job, schema, deadline, retry and signal. */
   job: Omit<JobTransactionOptions, 'operation'>;
   message: QueueTarget | undefined;
-  retry: Backoff | undefined;
   metrics: MetricsSink | undefined;
 }
+
+/** The job and its bucket, as every log line of the run names them. */
+const where = (run: Run) => ({ jobId: run.job.jobId, orcaArchiveLocation: run.job.orcaArchiveLocation });
 
 function publishFailure(run: Run, error: unknown): void {
   publishRunMetrics(run.metrics, run.logger, {
     outcome: 'failure',
-    orcaArchiveLocation: run.where.orcaArchiveLocation,
+    orcaArchiveLocation: run.job.orcaArchiveLocation,
     error,
     durationMs: Date.now() - run.startedAt,
   });
@@ -252,15 +249,11 @@ async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Pro
     throw new InvalidInputError('metrics', 'metrics must have addDimension, addMetric and publishStoredMetrics (a Powertools Metrics instance fits)');
   }
   return {
-    jobId,
-    where: { jobId, orcaArchiveLocation },
     database: database as Database,
     logger,
     startedAt,
-    deadline,
     job: { jobId, orcaArchiveLocation, schema, deadline, retry, logger, signal },
     message,
-    retry,
     metrics,
   };
 }
@@ -302,7 +295,7 @@ function writeReportsAndFinish(run: Run): Promise<{ counts: ReportCounts; regene
 async function deleteMessage(run: Run): Promise<void> {
   if (!run.message) return;
   const { sqs, sqsEndpoint } = run.message;
-  await removeJobFromQueue(sqs, run.message, { retry: run.retry, logger: run.logger, deadline: run.deadline?.at, sqsEndpoint });
+  await removeJobFromQueue(sqs, run.message, { retry: run.job.retry, logger: run.logger, deadline: run.job.deadline?.at, sqsEndpoint });
 }
 
 /**
@@ -314,7 +307,7 @@ async function deleteMessage(run: Run): Promise<void> {
  */
 async function markFailed(run: Run, error: unknown): Promise<void> {
   const errorMessage = messageOf(error);
-  run.logger.error('reconciliation failed', { jobId: run.jobId, error: errorMessage });
+  run.logger.error('reconciliation failed', { jobId: run.job.jobId, error: errorMessage });
   const { schema, jobId } = run.job;
   const failed = { jobId, status: OrcaStatus.Error, errorMessage } as const;
   try {
@@ -325,7 +318,7 @@ async function markFailed(run: Run, error: unknown): Promise<void> {
         // Recording why the run stopped must not stop with it.
         signal: undefined,
         operation: 'mark job error',
-        deadline: failureDeadline(run.deadline),
+        deadline: failureDeadline(run.job.deadline),
         limitMs: RECORD_FAILURE_TIMEOUT_MS,
         // Logged beside the run's own failure: the driver's words say most.
         rawErrors: true,
@@ -338,7 +331,7 @@ async function markFailed(run: Run, error: unknown): Promise<void> {
     );
   } catch (statusError) {
     run.logger.error('could not mark the job as error', {
-      jobId: run.jobId,
+      jobId: run.job.jobId,
       error: errorMessage,
       statusUpdateError: messageOf(statusError),
     });
@@ -355,8 +348,7 @@ async function validateMessage(
   if (queueUrlValue === undefined && handleValue === undefined) return undefined;
   const sqs = readArgument(dependencies, 'sqs', 'sqs') as SqsSender | undefined;
   const sqsEndpoint = readArgument(dependencies, 'sqsEndpoint', 'sqsEndpoint') as string | undefined;
-  const sqsTarget: SqsTarget = sqsEndpoint === undefined ? await sqsTargetOf(sqs) : { endpoint: sqsEndpoint };
-  const queueUrl = validateQueueUrl(queueUrlValue, 'queueUrl', sqsTarget);
+  const queueUrl = validateQueueUrl(queueUrlValue, 'queueUrl', await sqsTarget(sqs, sqsEndpoint));
   const receiptHandle = validateReceiptHandle(handleValue);
   if (typeof sqs?.send !== 'function') {
     throw new InvalidInputError('sqs', 'sqs must be an SQS client (anything with send(command)) when queueUrl is given');
