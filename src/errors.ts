@@ -25,7 +25,9 @@ export type OrcaReconcileErrorCode =
   | 'ABORTED'
   | 'TIMEOUT'
   | 'DATABASE'
-  | 'QUEUE';
+  | 'QUEUE'
+  | 'RUN_LOST'
+  | 'RUN_NOT_READY';
 
 /**
  * Base class of every error this library throws on purpose.
@@ -79,8 +81,9 @@ export class InvalidInputError extends OrcaReconcileError {
 }
 
 /**
- * The runtime configuration is incomplete or unusable: a missing environment variable, or a
- * database secret without the expected keys. Never includes secret values in its message.
+ * The runtime configuration is incomplete or unusable: a missing environment variable, a
+ * database secret without the expected keys, or a pieced run in a schema without the library's
+ * progress tables. Never includes secret values in its message.
  *
  * @example
  * ```ts
@@ -89,7 +92,7 @@ export class InvalidInputError extends OrcaReconcileError {
  * @category Errors
  */
 export class ConfigurationError extends OrcaReconcileError {
-  /** The environment variable or secret key that is missing or invalid. */
+  /** The environment variable, secret key or table that is missing or invalid. */
   readonly variable: string;
 
   constructor(variable: string, message: string, options?: { cause?: unknown }) {
@@ -220,6 +223,51 @@ export class SupersededJobError extends OrcaReconcileError {
     this.jobId = jobId;
     this.newerJobId = newerJobId;
     this.orcaArchiveLocation = orcaArchiveLocation;
+  }
+}
+
+/**
+ * A pieced run cannot go on: the server restarted since the run began (a crash, a restart or a
+ * failover empties its unlogged staging tables), or its staging tables are gone. Nothing of the
+ * job's reports changed. {@link generateReports} and {@link task} start a new run by themselves;
+ * a Step Functions execution plans the job again.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof RunLostError) console.error(`run ${error.runId} of job ${error.jobId} must be planned again`);
+ * ```
+ * @category Errors
+ */
+export class RunLostError extends OrcaReconcileError {
+  readonly jobId: number;
+  readonly runId: number;
+
+  constructor(jobId: number, runId: number, why: string) {
+    super('RUN_LOST', `run ${runId} of reconcile_job ${jobId} is lost: ${why}; plan the job again`);
+    this.jobId = jobId;
+    this.runId = runId;
+  }
+}
+
+/**
+ * A step of a pieced run came too early or too late: a piece before the plan's copies were done,
+ * the finish before every piece was, or any step of a run that is finished or was discarded.
+ * Nothing was written.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof RunNotReadyError) console.error(error.message); // run 7 of reconcile_job 42 has 3 of 12 pieces finished
+ * ```
+ * @category Errors
+ */
+export class RunNotReadyError extends OrcaReconcileError {
+  readonly jobId: number;
+  readonly runId: number;
+
+  constructor(jobId: number, runId: number, why: string) {
+    super('RUN_NOT_READY', `run ${runId} of reconcile_job ${jobId} ${why}`);
+    this.jobId = jobId;
+    this.runId = runId;
   }
 }
 

@@ -12,14 +12,17 @@ import { type Database, type Queryable, withTransaction } from './database.js';
 import { type Deadline, applyDeadline, isTimeout, limitTransaction, timeoutError } from './deadline.js';
 import { type Backoff, isTransientDatabaseError, retryError } from './retry.js';
 import { OrcaStatus } from './status.js';
-import { LOCK_JOB_SQL, jobLockKeys, newerJobSql, selectJobSql } from './sql/jobs.js';
+import { LOCK_JOB_SHARED_SQL, LOCK_JOB_SQL, jobLockKeys, newerJobSql, selectJobSql } from './sql/jobs.js';
 import { inventorySampleSql } from './sql/reports.js';
 import type { QuotedSchema } from './sql/schema.js';
 import type { Logger } from './types.js';
 
-/** Serialises every worker of one job until the end of the current transaction. */
-export async function lockJob(tx: Queryable, schema: QuotedSchema, jobId: number): Promise<void> {
-  await tx.query(LOCK_JOB_SQL, jobLockKeys(schema, jobId));
+/**
+ * Serialises every worker of one job until the end of the current transaction; in shared mode
+ * (the pieces of a run) only against the exclusive holders.
+ */
+export async function lockJob(tx: Queryable, schema: QuotedSchema, jobId: number, shared = false): Promise<void> {
+  await tx.query(shared ? LOCK_JOB_SHARED_SQL : LOCK_JOB_SQL, jobLockKeys(schema, jobId));
 }
 
 export interface JobState {
@@ -90,10 +93,11 @@ export interface JobTransactionOptions {
   /** Stops the work: the running statement is cancelled and {@link AbortError} thrown. */
   signal?: AbortSignal;
   /**
-   * Whether to take the job's advisory lock (default true). Without it the work relies on the
-   * job row's own lock, which is held only for an instant by every other writer.
+   * Whether to take the job's advisory lock (default true), or to take it in shared mode (the
+   * pieces of one run). Without it the work relies on the job row's own lock, which is held only
+   * for an instant by every other writer.
    */
-  lock?: boolean;
+  lock?: boolean | 'shared';
   retry?: Backoff;
   logger?: Pick<Logger, 'warn'>;
 }
@@ -122,7 +126,7 @@ export async function jobTransaction<T>(
       withAbort(client, signal, operation, async (tx) => {
         if (options.limitMs !== undefined) await limitTransaction(tx, options.limitMs);
         await applyDeadline(tx, deadline, operation);
-        if (options.lock !== false) await lockJob(tx, options.schema, jobId);
+        if (options.lock !== false) await lockJob(tx, options.schema, jobId, options.lock === 'shared');
         // Timeouts count per statement: shrink them to what is left after the lock wait.
         await applyDeadline(tx, deadline, operation);
         return work(tx);

@@ -6,7 +6,9 @@ import { type SqsSender, sqsTarget } from './queue.js';
 import { invocationDeadline } from './deadline.js';
 import type { MetricsSink } from './metrics.js';
 import type { Backoff } from './retry.js';
-import type { ReconcileOutput } from './schemas.js';
+import { validateConcurrency, validatePieces } from './pieces.js';
+import type { ReconcileEvent, ReconcileOutput } from './schemas.js';
+import { type TaskStep, type TaskStepOutput, parseStep, taskStep } from './steps.js';
 import { task } from './task.js';
 import { type Logger, silentLogger } from './types.js';
 import { type SqsTarget, describe, isPlainObject, parseReconcileEvent, validateQueueUrl } from './validation.js';
@@ -133,7 +135,34 @@ export interface HandlerOptions {
    * record itself may take.
    */
   timeoutMarginMs?: number;
+  /**
+   * Pieces to divide each job's comparison into, a count or `'auto'` (see {@link PieceOptions}).
+   * Default: none for a whole run (the single statement), `'auto'` for a `plan` step.
+   */
+  pieces?: number | 'auto';
+  /** Pieces compared at once within one invocation, over the handler's pool. Default 1. */
+  concurrency?: number;
 }
+
+/**
+ * An event for one step of a job reconciled in pieces: the job's event, and the step
+ * ({@link TaskStep}) beside it, as the Step Functions state machine in `examples/step-functions`
+ * passes it.
+ *
+ * @example
+ * ```ts
+ * import type { ReconcileStepEvent } from 'orca-reconcile';
+ *
+ * const event: ReconcileStepEvent = {
+ *   event: { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary', messageReceiptHandle: 'AQEB...' },
+ *   step: 'piece',
+ *   runId: 7,
+ *   piece: 3,
+ * };
+ * ```
+ * @category Reconcile
+ */
+export type ReconcileStepEvent = ReconcileEvent & TaskStep;
 
 /**
  * A Lambda handler that also releases, on `close()`, the clients it built itself.
@@ -152,6 +181,9 @@ export interface HandlerOptions {
  * @category Reconcile
  */
 export interface ReconcileHandler {
+  /** One step of a job reconciled in pieces (an event with `step`): see {@link taskStep}. */
+  (event: ReconcileStepEvent, context?: LambdaContextLike): Promise<TaskStepOutput>;
+  /** A whole run of the job: see {@link task}. */
   (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput>;
   /** Ends the pool and destroys the SQS client the handler built; injected ones are left alone. */
   close(): Promise<void>;
@@ -336,9 +368,13 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     throw new InvalidInputError('timeoutMarginMs', `timeoutMarginMs must be a non-negative number, got ${String(timeoutMarginMs)}`);
   }
 
-  const handler = async (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput> => {
+  const pieces = validatePieces(options.pieces);
+  const concurrency = validateConcurrency(options.concurrency);
+
+  const handler = async (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput | TaskStepOutput> => {
     const deadline = invocationDeadline(remainingTimeOf(context), timeoutMarginMs);
     const input = parseReconcileEvent(event);
+    const step = isPlainObject(event) && Object.hasOwn(event, 'step') ? parseStep(event) : undefined;
     const queueUrl = options.queueUrl ?? requireVariable(env, 'INTERNAL_REPORT_QUEUE_URL');
     checkConfiguration();
     const endpoint = sqsEndpoint();
@@ -349,22 +385,24 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     logger.debug('reconciliation started', {
       jobId: input.jobId,
       orcaArchiveLocation: input.orcaArchiveLocation,
+      step: step?.step,
       requestId: requestIdOf(context),
     });
-    const run = (db: Database): Promise<ReconcileOutput> =>
-      task(
-        { ...input, queueUrl },
-        {
-          database: db,
-          sqs: sqsClient,
-          sqsEndpoint: endpoint,
-          logger,
-          schema: options.schema,
-          retry: options.retry,
-          deadline,
-          metrics: options.metrics,
-        },
-      );
+    const run = (db: Database): Promise<ReconcileOutput | TaskStepOutput> => {
+      const dependencies = {
+        database: db,
+        sqs: sqsClient,
+        sqsEndpoint: endpoint,
+        logger,
+        schema: options.schema,
+        retry: options.retry,
+        deadline,
+        metrics: options.metrics,
+        pieces,
+        concurrency,
+      };
+      return step ? taskStep({ ...input, queueUrl, ...step }, dependencies) : task({ ...input, queueUrl }, dependencies);
+    };
     const db = await database();
     try {
       return await run(db);
@@ -380,7 +418,8 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     }
   };
 
-  return Object.assign(handler, {
+  // The overloads of ReconcileHandler tell which output an event gets; the one function serves both.
+  return Object.assign(handler as ReconcileHandler, {
     async close(): Promise<void> {
       const pool = ownedPool;
       ownedPool = undefined;

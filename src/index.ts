@@ -1,7 +1,8 @@
 export { generateReports } from './reports.js';
-export type { GenerateReportsOptions, ReportCounts, ReportTarget } from './reports.js';
+export type { GenerateReportsOptions, PieceOptions, ReportCounts, ReportTarget } from './reports.js';
+export type { RunProgress } from './run.js';
 export { updateJob } from './job.js';
-export { createOrcaTables } from './sql/ddl.js';
+export { createOrcaTables, createProgressTables, progressTablesSql } from './sql/ddl.js';
 export type { CreateOrcaTablesOptions } from './sql/ddl.js';
 export { OrcaStatus } from './status.js';
 export type { JobUpdate, UpdateJobOptions } from './job.js';
@@ -10,9 +11,19 @@ export type { Backoff, RetryOptions } from './retry.js';
 export { removeJobFromQueue } from './queue.js';
 export type { QueueMessage, RemoveJobOptions, SqsSender } from './queue.js';
 export { task } from './task.js';
+export { taskStep } from './steps.js';
+export type {
+  FailStepOutput,
+  FinishStepOutput,
+  PieceStepOutput,
+  PlanStepOutput,
+  TaskStep,
+  TaskStepInput,
+  TaskStepOutput,
+} from './steps.js';
 export type { TaskDependencies, TaskInput, TaskOutput } from './task.js';
 export { createHandler } from './handler.js';
-export type { DbConnectInfo, HandlerOptions, LambdaContextLike, ReconcileHandler } from './handler.js';
+export type { DbConnectInfo, HandlerOptions, LambdaContextLike, ReconcileHandler, ReconcileStepEvent } from './handler.js';
 export { readReport, readReportPage } from './read-report.js';
 export type {
   MismatchReportRow,
@@ -56,6 +67,8 @@ export {
   NoPreviousJobError,
   OrcaReconcileError,
   QueueError,
+  RunLostError,
+  RunNotReadyError,
   StaleInventoryError,
   SupersededJobError,
   TimeoutError,

@@ -13,7 +13,9 @@ import {
 } from './sql/reports.js';
 import { type QuotedSchema, schemaOf } from './sql/schema.js';
 import type { Logger, SchemaOptions } from './types.js';
-import { validateArchiveLocation, validateJobId } from './validation.js';
+import { validateArchiveLocation, validateCallback, validateJobId } from './validation.js';
+import { finishRunIn, validateConcurrency, validatePieces } from './pieces.js';
+import { type RunProgress, piecedRun } from './run.js';
 
 /**
  * Which job's reports to write, and for which archive bucket.
@@ -68,10 +70,11 @@ export interface ReportCounts {
  * ```
  * @category Reconcile
  */
-export interface GenerateReportsOptions extends SchemaOptions {
+export interface GenerateReportsOptions extends SchemaOptions, PieceOptions {
   /** Backoff for transient database errors. Only transient errors are ever retried. */
   retry?: Backoff;
-  logger?: Pick<Logger, 'warn'>;
+  /** Retries are logged at `warn`; a pieced run logs its plan and every finished piece at `info`. */
+  logger?: Pick<Logger, 'warn'> & Partial<Pick<Logger, 'info'>>;
   /**
    * Stops the work when aborted: the statement running on the server is cancelled, the
    * transaction rolls back, the connection is released, and {@link AbortError} is thrown.
@@ -82,6 +85,33 @@ export interface GenerateReportsOptions extends SchemaOptions {
    * time, no retry starts after it, and a {@link TimeoutError} is thrown.
    */
   deadline?: number;
+}
+
+/**
+ * How a job's comparison is divided, for {@link generateReports}, {@link task} and
+ * {@link createHandler}. Pieced runs need the library's progress tables
+ * ({@link createProgressTables}).
+ *
+ * @example
+ * ```ts
+ * import { generateReports } from 'orca-reconcile';
+ *
+ * // 'auto': the single statement for a small bucket, about 250,000 files per piece above 2 million.
+ * await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, { pieces: 'auto', concurrency: 2 });
+ * ```
+ * @category Reconcile
+ */
+export interface PieceOptions {
+  /**
+   * Pieces to divide the comparison into: a whole number from 1 to 1024, or `'auto'` (the single
+   * statement below 2 million files, else one piece per 250,000 files, from the planner's
+   * estimate of the listing's size). Default: none, the single statement.
+   */
+  pieces?: number | 'auto';
+  /** Pieces compared at once, each on a connection of its own from the pool. Default 1. */
+  concurrency?: number;
+  /** Hears how far a pieced run has got: once planned, then after every piece. */
+  onProgress?: (progress: RunProgress) => void;
 }
 
 type Count = number | string | bigint;
@@ -128,7 +158,8 @@ function toCounts(row: Record<keyof ReportCounts, Count | null>): ReportCounts {
 
 /**
  * Compares the ORCA catalog with the S3 inventory listing of one archive bucket and writes the
- * phantom, orphan and mismatch reports of a job, all in one transaction. Any reports the job
+ * phantom, orphan and mismatch reports of a job, all in one transaction, or in pieces with the
+ * `pieces` option (see below). Any reports the job
  * already had are replaced in that same transaction, so running it again is safe. Concurrent
  * calls for one job take turns on a transaction-scoped advisory lock. Transient database errors
  * (lost connection, serialization failure, deadlock, ...) are retried; anything else is thrown
@@ -140,6 +171,15 @@ function toCounts(row: Record<keyof ReportCounts, Count | null>): ReportCounts {
  * ({@link StaleInventoryError}). Job statuses are left alone: {@link task} manages them.
  *
  * `database` is a `pg` Pool, Client or PoolClient, or a PGlite instance. It is not closed.
+ *
+ * **In pieces** (`pieces`: a count or `'auto'`): the bucket's catalog and listing are copied once
+ * into unlogged staging tables cut by a hash of the key, each piece is compared in a transaction
+ * of its own (`concurrency` at once, over the pool), and the final transaction moves the rows
+ * into the job's reports. The result is the same rows as the single statement. Finished pieces
+ * are recorded in the library's progress tables ({@link createProgressTables}), so a call that
+ * stops (a timeout, a crash, a lost connection) loses only the pieces in flight, and the next call
+ * for the job continues the run. A call after a finished run starts a new one. Readers see the
+ * job's earlier reports until the final transaction, then the new ones.
  *
  * @returns the number of rows written to each report.
  * @throws {@link DatabaseError} when a statement fails; {@link TimeoutError} past `deadline`.
@@ -166,9 +206,12 @@ export async function generateReports(
   const schema = schemaOf(options);
   const deadline = deadlineOf(options.deadline);
   const signal = validateSignal(options.signal);
-  return guardedTransaction(
-    database,
-    { jobId, orcaArchiveLocation, schema, operation: 'generate reports', deadline, retry: options.retry, logger: options.logger, signal },
-    (tx) => replaceReports(tx, jobId, orcaArchiveLocation, schema),
-  );
+  const pieces = validatePieces(options.pieces);
+  const concurrency = validateConcurrency(options.concurrency);
+  const onProgress = validateCallback(options.onProgress, 'onProgress');
+  const scope = { database, jobId, orcaArchiveLocation, schema, deadline, retry: options.retry, logger: options.logger, signal };
+  const single = () =>
+    guardedTransaction(database, { ...scope, operation: 'generate reports' }, (tx) => replaceReports(tx, jobId, orcaArchiveLocation, schema));
+  if (pieces === undefined) return single();
+  return piecedRun(scope, { pieces, concurrency, onProgress }, (tx, _job, runId) => finishRunIn(tx, scope, runId), single);
 }

@@ -1,7 +1,10 @@
 import { AbortError, InvalidInputError, isRefusal, messageOf } from './errors.js';
 import type { Database } from './database.js';
 import { RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
-import { type JobTransactionOptions, checkListing, guardedTransaction, jobTransaction } from './guard.js';
+import { type JobState, type JobTransactionOptions, checkListing, guardedTransaction, jobTransaction } from './guard.js';
+import type { Queryable } from './database.js';
+import { finishRunIn, validateConcurrency, validatePieces } from './pieces.js';
+import { type RunProgress, piecedRun } from './run.js';
 import { validateSignal } from './abort.js';
 import { writeJobStatus } from './job.js';
 import { type MetricsSink, publishRunMetrics } from './metrics.js';
@@ -16,6 +19,7 @@ import {
   readArgument,
   requireObject,
   validateArchiveLocation,
+  validateCallback,
   validateJobId,
   validateQueueUrl,
   validateReceiptHandle,
@@ -104,6 +108,16 @@ export interface TaskDependencies {
    * dimension. A Powertools `Metrics` instance fits as it is. See {@link MetricsSink}.
    */
   metrics?: MetricsSink;
+  /**
+   * Pieces to divide the comparison into, a count or `'auto'` (see {@link PieceOptions}).
+   * Default: none, the single statement. A run that stopped is continued by the next run of the
+   * job, without redoing its finished pieces.
+   */
+  pieces?: number | 'auto';
+  /** Pieces compared at once over the pool. Default 1. */
+  concurrency?: number;
+  /** Hears how far a pieced run has got: once planned, then after every piece. */
+  onProgress?: (progress: RunProgress) => void;
 }
 
 /**
@@ -197,7 +211,7 @@ export async function task(input: TaskInput, dependencies: TaskDependencies): Pr
 }
 
 /** One run's validated input and dependencies. */
-interface Run {
+export interface Run {
   database: Database;
   logger: Logger;
   startedAt: number;
@@ -205,12 +219,15 @@ interface Run {
   job: Omit<JobTransactionOptions, 'operation'>;
   message: QueueTarget | undefined;
   metrics: MetricsSink | undefined;
+  pieces: number | 'auto' | undefined;
+  concurrency: number;
+  onProgress: ((progress: RunProgress) => void) | undefined;
 }
 
 /** The job and its bucket, as every log line of the run names them. */
-const where = (run: Run) => ({ jobId: run.job.jobId, orcaArchiveLocation: run.job.orcaArchiveLocation });
+export const where = (run: Run) => ({ jobId: run.job.jobId, orcaArchiveLocation: run.job.orcaArchiveLocation });
 
-function publishFailure(run: Run, error: unknown): void {
+export function publishFailure(run: Run, error: unknown): void {
   publishRunMetrics(run.metrics, run.logger, {
     outcome: 'failure',
     orcaArchiveLocation: run.job.orcaArchiveLocation,
@@ -228,7 +245,7 @@ interface QueueTarget {
 }
 
 /** Checks everything the run was given before anything touches the database or the queue. */
-async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Promise<Run> {
+export async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Promise<Run> {
   requireObject(input, 'input', 'an object with jobId and orcaArchiveLocation');
   requireObject(dependencies, 'dependencies', 'an object with at least a database');
   const jobId = validateJobId(readArgument(input, 'jobId', 'jobId'));
@@ -245,6 +262,9 @@ async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Pro
   const retry = readArgument(dependencies, 'retry', 'retry') as Backoff | undefined;
   const metrics = readArgument(dependencies, 'metrics', 'metrics') as MetricsSink | undefined;
   const signal = validateSignal(readArgument(dependencies, 'signal', 'signal'));
+  const pieces = validatePieces(readArgument(dependencies, 'pieces', 'pieces'));
+  const concurrency = validateConcurrency(readArgument(dependencies, 'concurrency', 'concurrency'));
+  const onProgress = validateCallback(readArgument(dependencies, 'onProgress', 'onProgress') as ((progress: RunProgress) => void) | undefined, 'onProgress');
   if (metrics !== undefined && !['addDimension', 'addMetric', 'publishStoredMetrics'].every((method) => typeof (metrics as unknown as Record<string, unknown>)[method] === 'function')) {
     throw new InvalidInputError('metrics', 'metrics must have addDimension, addMetric and publishStoredMetrics (a Powertools Metrics instance fits)');
   }
@@ -255,6 +275,9 @@ async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Pro
     job: { jobId, orcaArchiveLocation, schema, deadline, retry, logger, signal },
     message,
     metrics,
+    pieces,
+    concurrency,
+    onProgress,
   };
 }
 
@@ -262,7 +285,7 @@ async function prepareRun(input: TaskInput, dependencies: TaskDependencies): Pro
  * Step 1: checks the job and its listing and marks it `generating reports`. Resolves to the
  * stored counts when the job is already `success`, so that it is not run again.
  */
-function startJob(run: Run): Promise<ReportCounts | undefined> {
+export function startJob(run: Run): Promise<ReportCounts | undefined> {
   const { schema, jobId, orcaArchiveLocation } = run.job;
   return guardedTransaction(run.database, { ...run.job, operation: 'start job' }, async (tx, job) => {
     if (job.status === OrcaStatus.Success) return readReportCounts(tx, schema, jobId);
@@ -274,17 +297,34 @@ function startJob(run: Run): Promise<ReportCounts | undefined> {
 
 /**
  * Step 2: replaces the reports and marks the job `success` in one transaction, so no reader sees
- * one without the other. `regenerated` is false when another run finished the job meanwhile.
+ * one without the other. `regenerated` is false when another run finished the job meanwhile. In
+ * pieces, the pieces run first and this transaction moves their rows.
  */
 function writeReportsAndFinish(run: Run): Promise<{ counts: ReportCounts; regenerated: boolean }> {
+  const single = () => finishJob(run, null);
+  if (run.pieces === undefined) return single();
+  return piecedRun(
+    { ...run.job, database: run.database, logger: run.logger },
+    { pieces: run.pieces, concurrency: run.concurrency, onProgress: run.onProgress },
+    (tx, job, runId) => finishJobIn(run, tx, job, runId),
+    single,
+  );
+}
+
+/** Step 2's transaction: the single statement (`runId` null) or the finish of a pieced run. */
+export function finishJob(run: Run, runId: number | null): Promise<{ counts: ReportCounts; regenerated: boolean }> {
+  return guardedTransaction(run.database, { ...run.job, operation: 'generate reports' }, (tx, job) => finishJobIn(run, tx, job, runId));
+}
+
+async function finishJobIn(run: Run, tx: Queryable, job: JobState, runId: number | null) {
   const { schema, jobId, orcaArchiveLocation } = run.job;
-  return guardedTransaction(run.database, { ...run.job, operation: 'generate reports' }, async (tx, job) => {
-    // Another run may have finished the job while this one waited for the lock.
-    if (job.status === OrcaStatus.Success) return { counts: await readReportCounts(tx, schema, jobId), regenerated: false };
-    const counts = await replaceReports(tx, jobId, orcaArchiveLocation, schema);
-    await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.Success, errorMessage: null });
-    return { counts, regenerated: true };
-  });
+  // Another run may have finished the job while this one waited for the lock.
+  if (job.status === OrcaStatus.Success) return { counts: await readReportCounts(tx, schema, jobId), regenerated: false };
+  const counts = runId === null
+    ? await replaceReports(tx, jobId, orcaArchiveLocation, schema)
+    : await finishRunIn(tx, { ...run.job, database: run.database }, runId);
+  await writeJobStatus(tx, schema, { jobId, status: OrcaStatus.Success, errorMessage: null });
+  return { counts, regenerated: true };
 }
 
 /**
@@ -292,7 +332,7 @@ function writeReportsAndFinish(run: Run): Promise<{ counts: ReportCounts; regene
  * reports are committed by now: a failure here leaves the job `success` and throws
  * {@link QueueError}.
  */
-async function deleteMessage(run: Run): Promise<void> {
+export async function deleteMessage(run: Run): Promise<void> {
   if (!run.message) return;
   const { sqs, sqsEndpoint } = run.message;
   await removeJobFromQueue(sqs, run.message, { retry: run.job.retry, logger: run.logger, deadline: run.job.deadline?.at, sqsEndpoint });
@@ -305,7 +345,7 @@ async function deleteMessage(run: Run): Promise<void> {
  * a database that cannot be reached at all leaves the job as it was. If even that fails, both
  * failures are logged; the caller re-throws the first.
  */
-async function markFailed(run: Run, error: unknown): Promise<void> {
+export async function markFailed(run: Run, error: unknown): Promise<void> {
   const errorMessage = messageOf(error);
   run.logger.error('reconciliation failed', { jobId: run.job.jobId, error: errorMessage });
   const { schema, jobId } = run.job;

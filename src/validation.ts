@@ -206,6 +206,12 @@ function validateText(value: unknown, field: string, maxLength: number): string 
   return value;
 }
 
+/** Checks an optional callback option. */
+export function validateCallback<T extends (...args: never[]) => unknown>(value: T | undefined, field: string): T | undefined {
+  if (value !== undefined && typeof value !== 'function') throw new InvalidInputError(field, `${field} must be a function, got ${describe(value)}`);
+  return value;
+}
+
 /** A deadline in epoch milliseconds. */
 export function validateDeadline(value: unknown, field = 'deadline'): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {

@@ -125,7 +125,7 @@ PGPORT (5432), PGUSER (your user name), PGDATABASE (the user name), PGSSLMODE, a
 password of PGPASSWORD or else of the password file PGPASSFILE (default ~/.pgpass).`;
 
 /**
- * Runs `work` on a pool of one connection to the command's database, and ends the pool whatever
+ * Runs `work` on a pool of `connections` connections (default one) to the command's database, and ends the pool whatever
  * happens. The database is `--database-url`, else `DATABASE_URL`, else the PG* variables of
  * `io.env` (see {@link connectionOf}); a missing or malformed one is a usage error naming which.
  * One connection is made up front, so an unreachable or refusing server is reported as such
@@ -137,9 +137,10 @@ export async function withDatabase<T>(
   io: CliIO,
   work: (pool: pg.Pool) => Promise<T>,
   connectAction?: string,
+  connections = 1,
 ): Promise<T> {
   const connection = connectionOf(flags, io);
-  const pool = new pg.Pool({ ...connection.config, max: 1, connectionTimeoutMillis: 10_000 });
+  const pool = new pg.Pool({ ...connection.config, max: connections, connectionTimeoutMillis: 10_000 });
   pool.on('error', () => undefined);
   try {
     try {

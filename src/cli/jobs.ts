@@ -1,8 +1,10 @@
 import { Option } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { DatabaseError } from '../errors.js';
+import type pg from 'pg';
 import { recentJobsSql } from '../sql/jobs.js';
-import { quoteSchema } from '../sql/schema.js';
+import { RUN_TABLE, progressTablesExistSql, runProgressSql } from '../sql/pieces.js';
+import { type QuotedSchema, quoteSchema } from '../sql/schema.js';
 import {
   type CliIO,
   type RegisterCommand,
@@ -56,6 +58,17 @@ interface JobSummary {
   phantoms: bigint;
   orphans: bigint;
   mismatches: bigint;
+  /** The job's newest pieced run, or null when it never ran in pieces. */
+  run: RunSummary | null;
+}
+
+/** How far a job's newest pieced run has got. */
+interface RunSummary {
+  runId: bigint;
+  pieces: number;
+  piecesDone: number;
+  filesDone: bigint;
+  finished: boolean;
 }
 
 export const registerJobs: RegisterCommand = (program, io) => {
@@ -79,7 +92,8 @@ The table truncates error messages to ${ERROR_MESSAGE_WIDTH} characters; csv and
 A table wider than the terminal is printed expanded, one field a line, as psql's \\x auto does.
 csv (RFC 4180) has a header row of snake_case names, json an array of objects with camelCase
 keys; both hold the same fields. Times are ISO 8601 in UTC. phantoms, orphans and mismatches
-count the job's report rows.
+count the job's report rows. pieces tells how far the job's newest pieced run has got (5/12, or
+12/12 done once it finished); json gives that run as an object, or null.
 
 Examples:
   $ orca-reconcile jobs
@@ -105,7 +119,11 @@ const FIELDS = [
   'phantoms',
   'orphans',
   'mismatches',
+  'run',
 ] as const satisfies readonly (keyof JobSummary)[];
+
+/** A run as one cell: `5/12` pieces of an unfinished run, `12/12 done` of a finished one. */
+const runCell = (run: RunSummary | null): string => (run ? `${run.piecesDone}/${run.pieces}${run.finished ? ' done' : ''}` : '');
 
 const snake = (key: string): string => key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
@@ -121,8 +139,10 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
   const format = formatOf(flags, io);
   const jobs = await withDatabase(flags, io, async (pool) => {
     try {
-      const { rows } = await pool.query(recentJobsSql(quoteSchema(flags.schema)), [flags.location ?? null, flags.limit]);
-      return rows.map(toJobSummary);
+      const s = quoteSchema(flags.schema);
+      const { rows } = await pool.query(recentJobsSql(s), [flags.location ?? null, flags.limit]);
+      const runs = await newestRuns(pool, s, rows.map((row) => String(row['id'])));
+      return rows.map((row) => toJobSummary(row, runs.get(String(row['id'])) ?? null));
     } catch (error) {
       throw new DatabaseError('list jobs', error);
     }
@@ -132,10 +152,11 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
     return;
   }
   if (format === 'csv') {
-    io.stdout.write(stringify([FIELDS.map(snake), ...jobs.map((job) => FIELDS.map((key) => cellText(job[key])))], CSV_OPTIONS));
+    const cell = (job: JobSummary, key: (typeof FIELDS)[number]) => (key === 'run' ? runCell(job.run) : cellText(job[key]));
+    io.stdout.write(stringify([FIELDS.map((key) => (key === 'run' ? 'pieces' : snake(key))), ...jobs.map((job) => FIELDS.map((key) => cell(job, key)))], CSV_OPTIONS));
     return;
   }
-  const head = ['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches'];
+  const head = ['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches', 'pieces'];
   io.stdout.write(
     new TablePrinter(io.stdout, flags.expanded === true).table(
       head,
@@ -150,12 +171,35 @@ async function listJobs(flags: JobsFlags, io: CliIO): Promise<void> {
         String(job.phantoms),
         String(job.orphans),
         String(job.mismatches),
+        runCell(job.run),
       ]),
     ),
   );
 }
 
-function toJobSummary(raw: Record<string, unknown>): JobSummary {
+/**
+ * The newest pieced run of each job, by job id. Empty when the schema has no progress tables
+ * (an ORCA database that never ran in pieces).
+ */
+async function newestRuns(pool: pg.Pool, s: QuotedSchema, jobIds: string[]): Promise<Map<string, RunSummary>> {
+  const { rows: present } = await pool.query(progressTablesExistSql, [`${s}.${RUN_TABLE}`]);
+  if (!present[0]?.present || jobIds.length === 0) return new Map();
+  const { rows } = await pool.query(runProgressSql(s), [jobIds]);
+  return new Map(
+    rows.map((row) => [
+      String(row['job_id']),
+      {
+        runId: BigInt(row['run_id'] as string),
+        pieces: Number(row['pieces']),
+        piecesDone: Number(row['pieces_done']),
+        filesDone: BigInt(row['files_done'] as string),
+        finished: row['finished_at'] !== null,
+      },
+    ]),
+  );
+}
+
+function toJobSummary(raw: Record<string, unknown>, run: RunSummary | null): JobSummary {
   // pg returns int8 values (the id and the counts) as text, which BigInt reads exactly.
   return {
     id: BigInt(raw['id'] as string),
@@ -169,6 +213,7 @@ function toJobSummary(raw: Record<string, unknown>): JobSummary {
     phantoms: BigInt(raw['phantoms'] as string),
     orphans: BigInt(raw['orphans'] as string),
     mismatches: BigInt(raw['mismatches'] as string),
+    run,
   };
 }
 

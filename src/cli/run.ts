@@ -9,10 +9,12 @@ import {
   flagJobId,
   flagLocation,
   flagSchema,
+  isTerminal,
   usageError,
   withDatabase,
   writeLine,
 } from './common.js';
+import { ProgressBar } from './progress.js';
 
 interface RunFlags {
   databaseUrl?: string;
@@ -25,6 +27,8 @@ interface RunFlags {
   schema: string;
   json?: boolean;
   verbose?: boolean;
+  pieces?: number | 'auto';
+  concurrency?: number;
 }
 
 /**
@@ -49,6 +53,8 @@ export const registerRun: RegisterCommand = (program, io) => {
     .option('--region <region>', 'AWS region of the queue (default: $AWS_REGION)')
     .option('--sqs-endpoint <url>', 'SQS endpoint to use instead of AWS, such as a local emulator', flagEndpoint)
     .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', flagSchema, 'orca')
+    .option('--pieces <n|auto>', 'divide the job into pieces: a count from 1 to 1024, or auto (see docs/pieces.md)', flagPieces)
+    .option('--concurrency <n>', 'pieces compared at once, each on a connection of its own (default 1)', flagConcurrency)
     .option('--json', 'print the result as JSON: {"jobId":…,"phantoms":…,"orphans":…,"mismatches":…}')
     .option('--verbose', "print the library's log lines (JSON fields) on stderr")
     .addHelpText(
@@ -59,7 +65,9 @@ export const registerRun: RegisterCommand = (program, io) => {
         '  job 42 success: 3 phantoms, 0 orphans, 1 mismatch\n\n' +
         '  $ orca-reconcile run --job-id 42 --location prefix-orca-primary --region us-west-2 \\\n' +
         '      --queue-url https://sqs.us-west-2.amazonaws.com/123456789012/orca-internal-report.fifo \\\n' +
-        '      --receipt-handle AQEB... --json',
+        '      --receipt-handle AQEB... --json\n\n' +
+        '  $ orca-reconcile run --job-id 42 --location prefix-orca-primary --pieces auto --concurrency 2\n' +
+        '  [############------------]  6/12 pieces  1,500,000 of 3,000,000 files  0:41 left',
     )
     .action(async (flags: RunFlags) => {
       const message = queueFlags(flags, io);
@@ -71,18 +79,32 @@ export const registerRun: RegisterCommand = (program, io) => {
       };
       // Connecting first reports an unreachable server at once, instead of after the retries and
       // the attempt to mark the job failed, which could not reach it either.
+      if (flags.concurrency !== undefined && flags.pieces === undefined) throw usageError('--concurrency needs --pieces');
+      // A bar on a terminal, unless the log lines go there too.
+      const bar = flags.pieces !== undefined && isTerminal(io.stderr) && !flags.verbose ? new ProgressBar(io.stderr) : undefined;
       const output = await withDatabase(
         flags,
         io,
         async (pool) => {
           const sqs = message ? await createSqsClient(message) : undefined;
           try {
-            return await task(input, { database: pool, sqs, logger, schema: flags.schema });
+            return await task(input, {
+              database: pool,
+              sqs,
+              logger,
+              schema: flags.schema,
+              pieces: flags.pieces,
+              concurrency: flags.concurrency,
+              onProgress: bar && ((progress) => bar.update(progress)),
+            });
           } finally {
+            bar?.done();
             sqs?.destroy();
           }
         },
         'connect to the database',
+        // One connection for each piece at once, one for the progress reads.
+        (flags.concurrency ?? 1) + 1,
       );
       writeLine(io.stdout, flags.json ? JSON.stringify(output) : summary(output, message !== undefined));
     });
@@ -121,6 +143,19 @@ function queueFlags(flags: RunFlags, io: CliIO): QueueFlags | undefined {
         ? { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }
         : undefined,
   };
+}
+
+function flagPieces(value: string): number | 'auto' {
+  if (value === 'auto') return value;
+  const pieces = Number(value);
+  if (!/^[0-9]+$/.test(value) || pieces < 1 || pieces > 1024) throw new InvalidArgumentError('--pieces must be auto or a whole number from 1 to 1024');
+  return pieces;
+}
+
+function flagConcurrency(value: string): number {
+  const concurrency = Number(value);
+  if (!/^[0-9]+$/.test(value) || concurrency < 1 || concurrency > 64) throw new InvalidArgumentError('--concurrency must be a whole number from 1 to 64');
+  return concurrency;
 }
 
 function flagEndpoint(value: string): string {

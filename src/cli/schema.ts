@@ -1,6 +1,13 @@
 import { type Queryable, withTransaction } from '../database.js';
-import { createOrcaTablesIn, inventoryTableName, partitionBoundsSql, validatePartitionBucket } from '../sql/ddl.js';
-import { DatabaseError, OrcaReconcileError } from '../errors.js';
+import {
+  createOrcaTablesIn,
+  createProgressTables,
+  inventoryTableName,
+  partitionBoundsSql,
+  progressTablesSql,
+  validatePartitionBucket,
+} from '../sql/ddl.js';
+import { DatabaseError, InvalidInputError, OrcaReconcileError } from '../errors.js';
 import { quoteSchema } from '../sql/schema.js';
 import { type RegisterCommand, databaseUrlOption, flagSchema, libraryCheck, withDatabase, writeLine } from './common.js';
 
@@ -8,6 +15,8 @@ interface SchemaFlags {
   databaseUrl?: string;
   schema: string;
   bucket?: string[];
+  progress?: boolean;
+  print?: boolean;
 }
 
 const flagBucket = libraryCheck((value) => validatePartitionBucket(value, '--bucket'));
@@ -29,20 +38,35 @@ export const registerSchema: RegisterCommand = (program, io) => {
     .summary('Create the ORCA tables and one inventory partition per bucket (idempotent).')
     .description(
       'Create the ORCA catalog and reconciliation tables in one transaction, with one inventory partition ' +
-        'per --bucket. Safe to run again: only what is missing is added. For development and test ' +
-        'databases: production ORCA creates these tables itself.',
+        "per --bucket, and the library's progress tables. Safe to run again: only what is missing is added. " +
+        'For development and test databases: production ORCA creates its own tables, and needs only ' +
+        '--progress (or the SQL of --progress --print).',
     )
     .addOption(databaseUrlOption())
     .option('--schema <name>', 'PostgreSQL schema of the ORCA tables', flagSchema, 'orca')
     .option('--bucket <name>', 'archive bucket that gets an inventory partition (repeatable)', collectBucket)
+    .option('--progress', "only the library's progress tables, for pieced runs (for an ORCA database that has its own tables)")
+    .option('--print', 'write the SQL of --progress to standard output instead of running it (no connection)')
     .addHelpText(
       'after',
-      '\nExample:\n' +
+      '\nExamples:\n' +
         '  $ orca-reconcile schema --database-url postgres://orca@127.0.0.1:5432/orca \\\n' +
         '      --bucket prefix-orca-primary --bucket prefix-orca-secondary\n' +
-        '  schema "orca" ready; inventory partitions: prefix-orca-primary, prefix-orca-secondary',
+        '  schema "orca" ready; inventory partitions: prefix-orca-primary, prefix-orca-secondary\n' +
+        '  $ orca-reconcile schema --progress --print > orca-reconcile-progress.sql',
     )
     .action(async (flags: SchemaFlags) => {
+      if (flags.print && !flags.progress) throw new InvalidInputError('--print', '--print goes with --progress: it prints the progress tables\' SQL');
+      if (flags.progress && flags.bucket) throw new InvalidInputError('--bucket', '--bucket does not go with --progress, which creates only the progress tables');
+      if (flags.print) {
+        io.stdout.write(progressTablesSql(flags.schema));
+        return;
+      }
+      if (flags.progress) {
+        await withDatabase(flags, io, (pool) => createProgressTables(pool, { schema: flags.schema }), 'create the progress tables');
+        writeLine(io.stdout, `progress tables ready in schema "${flags.schema}": orca_reconcile_run, orca_reconcile_piece`);
+        return;
+      }
       const partitions = await withDatabase(
         flags,
         io,

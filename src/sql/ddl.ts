@@ -3,6 +3,7 @@ import { DatabaseError, InvalidInputError } from '../errors.js';
 import type { SchemaOptions } from '../types.js';
 import { IDENTIFIER, validateArchiveLocation } from '../validation.js';
 import { type QuotedSchema, quoteSchema } from './schema.js';
+import { progressTablesSql as progressStatementsSql, progressTablesStatements } from './pieces.js';
 
 /** Name of a bucket's inventory partition, as ORCA derives it: every `-` becomes `_`. */
 export function partitionName(bucket: string): string {
@@ -199,9 +200,62 @@ export async function createOrcaTablesIn(tx: Queryable, schemaName: string, buck
   await runStatements(tx, orcaTablesStatements(schemaName, buckets));
 }
 
-/** {@link orcaTablesSql} one statement at a time: PGlite's `query` takes one statement. */
+/**
+ * {@link orcaTablesSql} one statement at a time (PGlite's `query` takes one statement), then the
+ * library's progress tables.
+ */
 function orcaTablesStatements(schemaName: string, buckets: readonly string[]): string[] {
-  return splitStatements(orcaTablesSql(schemaName, buckets));
+  return [...splitStatements(orcaTablesSql(schemaName, buckets)), ...progressTablesStatements(quoteSchema(schemaName))];
+}
+
+/**
+ * The DDL of the library's own progress tables, `orca_reconcile_run` and `orca_reconcile_piece`,
+ * in the given schema (default `orca`), as one idempotent script. A pieced run records its plan
+ * and finished pieces there; ORCA's tables are never altered. Apply it once to an ORCA database,
+ * with the privileges of the user that owns the ORCA schema (`orca-reconcile schema --progress --print`
+ * prints it).
+ *
+ * @throws {@link InvalidInputError} for a schema that is not a PostgreSQL identifier.
+ *
+ * @example
+ * ```ts
+ * import { writeFileSync } from 'node:fs';
+ * import { progressTablesSql } from 'orca-reconcile';
+ *
+ * writeFileSync('orca-reconcile-progress.sql', progressTablesSql('orca'));
+ * ```
+ * @category Jobs
+ */
+export function progressTablesSql(schemaName = 'orca'): string {
+  const s = quoteSchema(schemaName);
+  return `CREATE SCHEMA IF NOT EXISTS ${s};\n${progressStatementsSql(s)}`;
+}
+
+/**
+ * Creates the library's progress tables ({@link progressTablesSql}) in one transaction. Every
+ * statement is idempotent. {@link createOrcaTables} creates them too.
+ *
+ * @throws {@link InvalidInputError} for a schema that is not a PostgreSQL identifier.
+ * @throws {@link DatabaseError} when a statement fails; the transaction is rolled back.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { createProgressTables } from 'orca-reconcile';
+ *
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * await createProgressTables(pool, { schema: 'orca' });
+ * ```
+ * @category Jobs
+ */
+export async function createProgressTables(database: Database, options: SchemaOptions = {}): Promise<void> {
+  const s = quoteSchema(options.schema ?? 'orca');
+  const statements = [`CREATE SCHEMA IF NOT EXISTS ${s}`, ...progressTablesStatements(s)];
+  try {
+    await withTransaction(database, (tx) => runStatements(tx, statements));
+  } catch (error) {
+    throw new DatabaseError('create the progress tables', error);
+  }
 }
 
 async function runStatements(tx: Queryable, statements: readonly string[]): Promise<void> {

@@ -10,17 +10,42 @@ import { reportCountColumns } from './reports.js';
 export const LOCK_JOB_SQL = 'SELECT pg_advisory_xact_lock($1::int4, ($2::int8 % 2147483648)::int4)';
 
 /**
+ * The same lock in shared mode: the pieces of one run hold it together, while planning and
+ * finishing a run, and a single-statement run, hold it alone.
+ */
+export const LOCK_JOB_SHARED_SQL = 'SELECT pg_advisory_xact_lock_shared($1::int4, ($2::int8 % 2147483648)::int4)';
+
+/**
+ * Takes the lock of one work item of a run (a copy or a piece) if it is free: true when taken.
+ * $1: the run's key (see {@link runLockKey}), $2: the item.
+ */
+export const TRY_LOCK_ITEM_SQL = 'SELECT pg_try_advisory_xact_lock($1::int4, $2::int4) AS taken';
+
+/** Waits for the lock of one work item of a run. $1: the run's key, $2: the item. */
+export const LOCK_ITEM_SQL = 'SELECT pg_advisory_xact_lock($1::int4, $2::int4)';
+
+/**
  * The two keys of a job's advisory lock: a 32-bit FNV-1a hash of `orca-reconcile:` and the quoted
  * schema name, so that jobs of the same id in two schemas do not wait for each other, and the job
  * id modulo 2^31. Advisory locks are per database; the two-key form keeps them apart from
  * single-key locks other code takes.
  */
 export function jobLockKeys(schema: QuotedSchema, jobId: number): [number, number] {
+  return [fnv1a(`orca-reconcile:${schema}`), jobId % 2 ** 31];
+}
+
+/**
+ * The first key of the locks of one run's work items: a 32-bit FNV-1a hash of
+ * `orca-reconcile-run:`, the quoted schema name and the run id. The second key numbers the item.
+ */
+export function runLockKey(schema: QuotedSchema, runId: number): number {
+  return fnv1a(`orca-reconcile-run:${schema}:${runId}`);
+}
+
+function fnv1a(text: string): number {
   let hash = 0x811c9dc5;
-  for (const byte of new TextEncoder().encode(`orca-reconcile:${schema}`)) {
-    hash = Math.imul(hash ^ byte, 0x01000193);
-  }
-  return [hash | 0, jobId % 2 ** 31];
+  for (const byte of new TextEncoder().encode(text)) hash = Math.imul(hash ^ byte, 0x01000193);
+  return hash | 0;
 }
 
 /** A job's status and bucket. $1: job id. */

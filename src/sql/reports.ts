@@ -84,27 +84,51 @@ export const storageClassArraysSql = (s: QuotedSchema): string =>
    FROM ${s}.storage_class`;
 
 /**
- * One statement writes all three reports. The catalog files of the bucket and its inventory
- * partition are each read once, by a single FULL JOIN on key_path that keeps only rows that
- * differ; the three INSERTs feed from that small set, and granules are looked up only for the
- * rows that end up in a report. Inventory rows of any other job are kept out of the reports and
- * one of their job ids is returned as `foreign_job_id`, so the caller can refuse the partition.
- *
- * Parameters: $1 job id, $2 bucket, $3 and $4 the storage_class table as parallel arrays of ids
- * and values. Looking a file's class up in those arrays costs less than joining storage_class
- * for every catalog row (about 4% of the statement at a million files).
+ * Where the report statement reads and writes. `catalog` and `inventory` are SELECTs with the
+ * columns {@link writeReportsSql} uses; `into` names each report's table; `extraColumns` adds
+ * columns to the statement's one result row.
  */
-export function writeReportsSql(s: QuotedSchema): string {
-  return `
-WITH catalog AS (
-  SELECT f.granule_id, f.name, f.key_path, f.cumulus_archive_location, f.etag, f.size_in_bytes,
+export interface ReportSources {
+  catalog: string;
+  inventory: string;
+  into: (kind: ReportKind) => string;
+  extraColumns?: string;
+}
+
+/**
+ * A bucket's catalog files and its inventory partition, written to the job's reports.
+ * Parameters: $2 bucket, $3 and $4 the storage_class table as parallel arrays of ids and values.
+ * Looking a file's class up in those arrays costs less than joining storage_class for every
+ * catalog row (about 4% of the statement at a million files).
+ */
+export function bucketSources(s: QuotedSchema): ReportSources {
+  return {
+    catalog: `SELECT f.granule_id, f.name, f.key_path, f.cumulus_archive_location, f.etag, f.size_in_bytes,
          f.storage_class_id, ($4::text[])[array_position($3::int2[], f.storage_class_id)] AS storage_class
   FROM ${s}.files f
-  WHERE f.orca_archive_location = $2
-), inventory AS (
-  SELECT job_id, key_path, etag, last_update, size_in_bytes, storage_class
+  WHERE f.orca_archive_location = $2`,
+    inventory: `SELECT job_id, key_path, etag, last_update, size_in_bytes, storage_class
   FROM ${s}.reconcile_s3_object
-  WHERE orca_archive_location = $2
+  WHERE orca_archive_location = $2`,
+    into: (kind) => `${s}.${REPORT_TABLES[kind].table}`,
+  };
+}
+
+/**
+ * One statement writes all three reports. The catalog files and the inventory rows are each read
+ * once, by a single FULL JOIN on key_path that keeps only rows that differ; the three INSERTs
+ * feed from that small set, and granules are looked up only for the rows that end up in a
+ * report. Inventory rows of any other job are kept out of the reports and one of their job ids is
+ * returned as `foreign_job_id`, so the caller can refuse the partition.
+ *
+ * $1 is the job id; the sources bring their own parameters (see {@link bucketSources}).
+ */
+export function writeReportsSql(s: QuotedSchema, sources: ReportSources = bucketSources(s)): string {
+  return `
+WITH catalog AS (
+  ${sources.catalog}
+), inventory AS (
+  ${sources.inventory}
 ), differences AS MATERIALIZED (
   SELECT c.granule_id, c.name, c.key_path AS orca_key_path, c.cumulus_archive_location,
          c.etag AS orca_etag, c.size_in_bytes AS orca_size, c.storage_class_id AS orca_storage_class_id,
@@ -117,7 +141,7 @@ WITH catalog AS (
      OR c.etag <> i.etag OR c.size_in_bytes <> i.size_in_bytes OR c.storage_class <> i.storage_class
      OR i.job_id <> $1
 ), phantoms AS (
-  INSERT INTO ${s}.${REPORT_TABLES.phantom.table}
+  INSERT INTO ${sources.into('phantom')}
     (job_id, collection_id, granule_id, filename, key_path, orca_etag, orca_last_update, orca_size,
      orca_storage_class_id)
   SELECT $1, g.collection_id, g.cumulus_granule_id, d.name, d.orca_key_path, d.orca_etag, g.last_update,
@@ -127,14 +151,14 @@ WITH catalog AS (
   WHERE d.s3_key_path IS NULL
   RETURNING 1
 ), orphans AS (
-  INSERT INTO ${s}.${REPORT_TABLES.orphan.table}
+  INSERT INTO ${sources.into('orphan')}
     (job_id, key_path, etag, last_update, size_in_bytes, storage_class)
   SELECT $1, d.s3_key_path, d.s3_etag, d.s3_last_update, d.s3_size, d.s3_storage_class
   FROM differences d
   WHERE d.orca_key_path IS NULL AND d.s3_job_id = $1
   RETURNING 1
 ), mismatches AS (
-  INSERT INTO ${s}.${REPORT_TABLES.mismatch.table}
+  INSERT INTO ${sources.into('mismatch')}
     (job_id, collection_id, granule_id, filename, key_path, cumulus_archive_location, orca_etag, s3_etag,
      orca_last_update, s3_last_update, orca_size_in_bytes, s3_size_in_bytes, orca_storage_class_id,
      s3_storage_class, discrepancy_type)
@@ -153,7 +177,8 @@ WITH catalog AS (
 SELECT (SELECT count(*) FROM phantoms) AS phantoms,
        (SELECT count(*) FROM orphans) AS orphans,
        (SELECT count(*) FROM mismatches) AS mismatches,
-       (SELECT min(s3_job_id) FROM differences WHERE s3_job_id <> $1) AS foreign_job_id`;
+       (SELECT min(s3_job_id) FROM differences WHERE s3_job_id <> $1) AS foreign_job_id${sources.extraColumns ? `,
+       ${sources.extraColumns}` : ''}`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, type RunnerTask } from 'vitest';
-import { orcaTablesSql } from '../../src/sql/ddl.js';
+import { orcaTablesSql, progressTablesSql } from '../../src/sql/ddl.js';
 import type { Database, DbConnectInfo } from '../../src/index.js';
 import { type TestSqs, useTestSqs } from './sqs.js';
 
@@ -191,14 +191,15 @@ export function useOrcaSchema(options: OrcaSchemaOptions): OrcaSchemaFixture {
   const emptyTables = async (): Promise<void> => {
     const s = `"${schema}"`;
     await current().exec(`TRUNCATE ${s}.files, ${s}.granules, ${s}.reconcile_s3_object, ${s}.reconcile_job,
-      ${s}.reconcile_phantom_report, ${s}.reconcile_orphan_report, ${s}.reconcile_catalog_mismatch_report CASCADE`);
+      ${s}.reconcile_phantom_report, ${s}.reconcile_orphan_report, ${s}.reconcile_catalog_mismatch_report,
+      ${s}.orca_reconcile_run CASCADE`);
   };
 
   beforeAll(async () => {
     if (!active) return;
     opened = await openTestDatabase();
     if (opened.pool) pools.push(watchPool(opened.pool, TEST_DATABASE_POOL));
-    await opened.exec(orcaTablesSql(schema, options.buckets));
+    await opened.exec(orcaTablesSql(schema, options.buckets) + progressTablesSql(schema));
   });
   // vitest passes hook fixtures first, the suite second.
   // eslint-disable-next-line no-empty-pattern

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
-import { OrcaStatus } from '../../src/index.js';
+import { OrcaStatus, generateReports } from '../../src/index.js';
+import { seedArchive } from '../helpers/archive.js';
 import { memoryIO, tableRows } from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { closedLoopbackPort } from '../helpers/faults.js';
@@ -65,7 +66,7 @@ describe('orca-reconcile jobs', () => {
 
     expect({ code: result.code, stderr: result.stderr() }).toEqual({ code: 0, stderr: '' });
     const [header, ...rows] = tableRows(result.stdout());
-    expect(header).toEqual(['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches']);
+    expect(header).toEqual(['id', 'bucket', 'status', 'start_time', 'last_update', 'end_time', 'error_message', 'phantoms', 'orphans', 'mismatches', 'pieces']);
     expect(rows.map((cells) => [cells[0], cells[1], cells[2], cells[7], cells[8], cells[9]])).toEqual(
       newestFirst().map((job) => [String(job.id), job.bucket, job.status, String(job.phantoms), String(job.orphans), String(job.mismatches)]),
     );
@@ -94,6 +95,7 @@ describe('orca-reconcile jobs', () => {
         phantoms: job.phantoms,
         orphans: job.orphans,
         mismatches: job.mismatches,
+        run: null,
       })),
     );
   });
@@ -155,5 +157,44 @@ describe('orca-reconcile jobs', () => {
     for (const text of ['--database-url', '--location', '--limit', '--schema', '--json', 'Examples:', 'newest first']) {
       expect(output.stdout()).toContain(text);
     }
+  });
+});
+
+describe('orca-reconcile jobs shows how far a pieced job has got', () => {
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_cli_jobs_pieces', buckets: [PRIMARY, SECONDARY], serverOnly: true });
+
+  it.runIf(usingPostgres)('pieces done of the total for an unfinished run, "done" once finished, in the table, csv and json', async () => {
+    // Prepare: a run stopped after two of five pieces, and a job that finished in three.
+    const stopped = await seedArchive(t, schema, PRIMARY, 500);
+    const controller = new AbortController();
+    await expect(
+      generateReports(t.db, { jobId: stopped, orcaArchiveLocation: PRIMARY }, {
+        schema,
+        pieces: 5,
+        signal: controller.signal,
+        onProgress: (progress) => progress.piecesDone === 2 && controller.abort(),
+      }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    const finished = await seedArchive(t, schema, SECONDARY, 300);
+    await generateReports(t.db, { jobId: finished, orcaArchiveLocation: SECONDARY }, { schema, pieces: 3 });
+    const run = async (...args: string[]) => {
+      const output = memoryIO({});
+      await runCli(['jobs', '--database-url', process.env.DATABASE_URL!, '--schema', schema, ...args], output.io);
+      return output.stdout();
+    };
+
+    // Act
+    const table = tableRows(await run('--format', 'table'));
+    const csv = (await run('--format', 'csv')).split('\r\n');
+    const json = JSON.parse(await run('--json')) as { id: number; run: Record<string, unknown> | null }[];
+
+    // Assess
+    expect(table.slice(1).map((cells) => [cells[0], cells[10]])).toEqual([[String(finished), '3/3 done'], [String(stopped), '2/5']]);
+    expect(csv[0]!.split(',').at(-1)).toBe('pieces');
+    expect(csv.slice(1, 3).map((line) => line.split(',').at(-1))).toEqual(['3/3 done', '2/5']);
+    expect(json.map((job) => [job.id, job.run])).toEqual([
+      [finished, { runId: expect.any(Number), pieces: 3, piecesDone: 3, filesDone: 588, finished: true }],
+      [stopped, { runId: expect.any(Number), pieces: 5, piecesDone: 2, filesDone: expect.any(Number), finished: false }],
+    ]);
   });
 });

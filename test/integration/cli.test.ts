@@ -4,10 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/main.js';
 import { loadDemoModules } from '../../src/cli/demo.js';
-import { ConfigurationError, OrcaStatus } from '../../src/index.js';
+import { ConfigurationError, OrcaStatus, progressTablesSql } from '../../src/index.js';
 import { memoryIO, tableRows } from '../helpers/cli-io.js';
 import { useOrcaSchema, usingPostgres } from '../helpers/database.js';
 import { closedLoopbackPort } from '../helpers/faults.js';
+import { archiveCounts, seedArchive } from '../helpers/archive.js';
 import { DISCREPANCY_TYPES, insertJob, readJob, readReports, seedOneOfEachReport, stageJob } from '../helpers/rows.js';
 
 const BUCKET = 'prefix-orca-primary';
@@ -236,6 +237,26 @@ describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server'
       )
     ).map((row) => row.name);
 
+  it('schema --progress creates only the progress tables; --print writes their SQL without connecting', async () => {
+    // Prepare
+    const schema = newSchema();
+
+    // Act
+    const created = await cli(['schema', '--database-url', url, '--schema', schema, '--progress']);
+    const again = await cli(['schema', '--database-url', url, '--schema', schema, '--progress']);
+    const printed = await cli(['schema', '--schema', schema, '--progress', '--print', '--database-url', 'postgres://nobody@127.0.0.1:1/none']);
+    const printAlone = await cli(['schema', '--print']);
+
+    // Assess
+    expect(created).toEqual({ code: 0, stdout: `progress tables ready in schema "${schema}": orca_reconcile_run, orca_reconcile_piece\n`, stderr: '' });
+    expect(again).toEqual(created);
+    expect(await tablesOf(schema)).toEqual(['orca_reconcile_piece', 'orca_reconcile_run']);
+    expect(printed).toEqual({ code: 0, stdout: progressTablesSql(schema), stderr: '' });
+    expect(printed.stdout).toContain(`CREATE TABLE IF NOT EXISTS "${schema}".orca_reconcile_run (`);
+    expect(printAlone.code).toBe(2);
+    expect(printAlone.stderr).toContain('--print goes with --progress');
+  });
+
   it('schema: creates the tables, runs again without change, and adds a partition for a new bucket', async () => {
     // Prepare
     const schema = newSchema();
@@ -254,6 +275,8 @@ describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server'
       'collections',
       'files',
       'granules',
+      'orca_reconcile_piece',
+      'orca_reconcile_run',
       'providers',
       'reconcile_catalog_mismatch_report',
       'reconcile_job',
@@ -304,6 +327,39 @@ describe.runIf(usingPostgres)('orca-reconcile schema and run on the real server'
     expect(reports.phantoms.map((row) => row['key_path'])).toEqual([keys.phantom]);
     expect(reports.orphans.map((row) => row['key_path'])).toEqual([keys.orphan]);
     expect(reports.mismatches.map((row) => row['key_path'])).toEqual([keys.mismatch]);
+  });
+
+  it('run --pieces on a terminal: a progress bar on stderr that ends at every piece done, then the summary', async () => {
+    // Prepare
+    const jobId = await seedArchive(t, runSchema, BUCKET, 1000);
+    const memory = memoryIO({}, { tty: true });
+
+    // Act
+    const code = await runCli(
+      ['run', '--database-url', url, '--schema', runSchema, '--job-id', String(jobId), '--location', BUCKET, '--pieces', '4', '--concurrency', '2'],
+      memory.io,
+    );
+
+    // Assess
+    const expected = archiveCounts(1000);
+    expect(code).toBe(0);
+    expect(memory.stdout()).toBe(`job ${jobId} success: ${expected.phantoms} phantoms, ${expected.orphans} orphans, ${expected.mismatches} mismatches\n`);
+    // Each frame starts with a carriage return and ends by clearing the rest of the line.
+    const frames = memory.stderr().split('\r').filter((frame) => frame !== '').map((frame) => frame.replace('\u001b[K', ''));
+    expect(frames[0]).toBe(`[${'-'.repeat(24)}] 0/4 pieces  0 of 1,960 files  --:-- left`);
+    expect(frames.at(-1)).toBe(`[${'#'.repeat(24)}] 4/4 pieces  1,960 of 1,960 files  done\n`);
+    expect(frames).toHaveLength(5);
+    expect((await readJob(t, runSchema, jobId)).status_id).toBe(OrcaStatus.Success);
+  });
+
+  it('run --pieces off a terminal draws no bar; --concurrency without --pieces is exit 2', async () => {
+    const jobId = await seedArchive(t, runSchema, BUCKET, 100);
+    const piped = await cli(['run', '--database-url', url, '--schema', runSchema, '--job-id', String(jobId), '--location', BUCKET, '--pieces', 'auto']);
+    expect(piped).toEqual({ code: 0, stdout: `job ${jobId} success: 2 phantoms, 2 orphans, 6 mismatches\n`, stderr: '' });
+    const alone = await cli(['run', '--database-url', url, '--job-id', '1', '--location', BUCKET, '--concurrency', '2']);
+    expectOneLineError(alone, 2, /--concurrency needs --pieces/);
+    const bad = await cli(['run', '--database-url', url, '--job-id', '1', '--location', BUCKET, '--pieces', '0']);
+    expectOneLineError(bad, 2, /--pieces must be auto or a whole number from 1 to 1024/);
   });
 
   it('run --json: prints the output object as one line of JSON', async () => {

@@ -1,0 +1,362 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigurationError,
+  InvalidInputError,
+  RunNotReadyError,
+  type RunProgress,
+  StaleInventoryError,
+  SupersededJobError,
+  generateReports,
+} from '../../src/index.js';
+import { finishRunIn } from '../../src/pieces.js';
+import { quoteSchema } from '../../src/sql/schema.js';
+import { archiveCounts, seedArchive } from '../helpers/archive.js';
+import { libraryPool, usingPostgres, useOrcaSchema } from '../helpers/database.js';
+import { holdAdvisoryLock, installPausePoint, newPauseKey, waitForLockWait } from '../helpers/faults.js';
+import { BUCKETS, generateDataset } from '../helpers/datasets.js';
+import { REPORT_TABLES, asMultisets, loadDataset } from '../helpers/load-dataset.js';
+import { insertInventory, insertJob, readReports } from '../helpers/rows.js';
+
+const BUCKET = 'lp-daac-orca-primary';
+
+/** Collects the info lines a run logs. */
+function infoLog() {
+  const lines: { message: string; fields: Record<string, unknown> }[] = [];
+  const logger = {
+    warn: (message: string, fields?: Record<string, unknown>) => lines.push({ message: `warn: ${message}`, fields: fields ?? {} }),
+    info: (message: string, fields?: Record<string, unknown>) => lines.push({ message, fields: fields ?? {} }),
+  };
+  const pieces = () => lines.filter((line) => line.message === 'piece finished').map((line) => Number(line.fields['piece']));
+  return { lines, logger, pieces };
+}
+
+describe('pieced runs write exactly the single statement’s reports', () => {
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_pieces_diff', buckets: BUCKETS });
+  const s = `"${schema}"`;
+  const PIECES = [1, 2, 3, 5, 16, 64];
+  const DATASETS = Array.from({ length: 36 }, (_, index) => generateDataset(1 + index * 7));
+
+  it.each(DATASETS.map((dataset, index) => [dataset.seed, PIECES[index % PIECES.length]!, dataset] as const))(
+    'seed %i in %i pieces: every row and column equal for every bucket as target',
+    async (seed, pieces, dataset) => {
+      for (const bucket of dataset.buckets) {
+        const where = `seed ${seed}, ${pieces} pieces, target ${bucket} (${dataset.modes[bucket]})`;
+        const jobs = await loadDataset(t, s, dataset);
+        const jobId = jobs.get(bucket)!;
+
+        const singleCounts = await generateReports(t.db, { jobId, orcaArchiveLocation: bucket }, { schema });
+        const single = await readReports(t, schema, jobId);
+        for (const table of REPORT_TABLES) await t.query(`DELETE FROM ${s}.${table} WHERE job_id = $1`, [jobId]);
+        const piecedCounts = await generateReports(t.db, { jobId, orcaArchiveLocation: bucket }, { schema, pieces, concurrency: 2 });
+        const pieced = await readReports(t, schema, jobId);
+
+        expect(asMultisets(pieced), where).toEqual(asMultisets(single));
+        expect(piecedCounts, where).toEqual(singleCounts);
+        const [run] = await t.query<{ pieces: number; done: number }>(
+          `SELECT r.pieces, (SELECT count(*) FROM ${s}.orca_reconcile_piece p WHERE p.run_id = r.id)::int AS done
+           FROM ${s}.orca_reconcile_run r WHERE r.job_id = $1 AND r.finished_at IS NOT NULL`,
+          [jobId],
+        );
+        expect(run, where).toEqual({ pieces, done: pieces });
+      }
+    },
+  );
+
+  it('keys in the first and the last piece, and pieces left empty, give the same reports', async () => {
+    await t.exec(`DELETE FROM ${s}.reconcile_s3_object; DELETE FROM ${s}.files;`);
+    const jobId = await insertJob(t, schema, BUCKET);
+    // The piece of a key is (hashtext(key) + 2^31) mod N + 1: choose keys the server puts in
+    // piece 1 and piece N of 7, and one whose hash is the lowest of its candidates.
+    const candidates = Array.from({ length: 400 }, (_, index) => `edge/${index}.h5`);
+    const placed = await t.query<{ key: string; piece: number; hash: number }>(
+      `SELECT key, ((hashtext(key)::int8 + 2147483648) % 7 + 1)::int AS piece, hashtext(key) AS hash FROM unnest($1::text[]) key`,
+      [candidates],
+    );
+    // 10 keys in 64 pieces leave most pieces empty.
+    const first = placed.filter((row) => row.piece === 1).slice(0, 3);
+    const last = placed.filter((row) => row.piece === 7).slice(0, 3);
+    const lowest = [...placed].sort((a, b) => a.hash - b.hash)[0]!;
+    const highest = [...placed].sort((a, b) => b.hash - a.hash)[0]!;
+    const keys = [...new Set([...first, ...last, lowest, highest].map((row) => row.key))];
+    expect(first.length + last.length).toBe(6);
+    await t.query(`INSERT INTO ${s}.providers VALUES ('prov', 'P') ON CONFLICT DO NOTHING`);
+    await t.query(`INSERT INTO ${s}.collections VALUES ('C___1', 'C', '1') ON CONFLICT DO NOTHING`);
+    const [granule] = await t.query<{ id: string }>(
+      `INSERT INTO ${s}.granules (provider_id, collection_id, cumulus_granule_id, execution_id, ingest_time, cumulus_create_time, last_update)
+       VALUES ('prov', 'C___1', 'G-edge', 'e', '2025-01-01Z', '2025-01-01Z', '2025-01-01Z') RETURNING id`,
+    );
+    // Alternate fates: phantom, orphan, mismatch, match.
+    for (const [index, key] of keys.entries()) {
+      const fate = index % 4;
+      if (fate !== 1) {
+        await t.query(
+          `INSERT INTO ${s}.files (granule_id, name, orca_archive_location, cumulus_archive_location, key_path, ingest_time, etag, version, size_in_bytes, storage_class_id)
+           VALUES ($1, 'f', $2, 'c', $3, '2025-01-01Z', '"a"', 'v1', 1, 1)`,
+          [granule!.id, BUCKET, key],
+        );
+      }
+      if (fate !== 0) await insertInventory(t, schema, { jobId, bucket: BUCKET, keyPath: key, etag: fate === 2 ? '"b"' : '"a"', size: 1 });
+    }
+
+    const single = await generateReports(t.db, { jobId, orcaArchiveLocation: BUCKET }, { schema });
+    const singleRows = asMultisets(await readReports(t, schema, jobId));
+    for (const pieces of usingPostgres ? [7, 1, 64, 1024] : [7, 1, 64]) {
+      const counts = await generateReports(t.db, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces });
+      expect(counts, `${pieces} pieces`).toEqual(single);
+      expect(asMultisets(await readReports(t, schema, jobId)), `${pieces} pieces`).toEqual(singleRows);
+    }
+    expect(single.phantoms + single.orphans + single.mismatches).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe('a pieced run records its progress and resumes', () => {
+  const { database: t, schema } = useOrcaSchema({ prefix: 'orca_pieces_resume', buckets: [BUCKET], emptyTablesBeforeEach: true });
+  const s = `"${schema}"`;
+  const target = (jobId: number) => ({ jobId, orcaArchiveLocation: BUCKET });
+
+  it('logs one info line per piece: job, piece, total, rows and duration', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 600);
+    const log = infoLog();
+    const counts = await generateReports(t.db, target(jobId), { schema, pieces: 4, logger: log.logger });
+    expect(counts).toEqual(archiveCounts(600));
+    expect(log.pieces().sort()).toEqual([1, 2, 3, 4]);
+    const lines = log.lines.filter((line) => line.message === 'piece finished');
+    for (const { fields } of lines) {
+      expect(Object.keys(fields).sort()).toEqual(['durationMs', 'files', 'jobId', 'piece', 'pieces', 'rows', 'runId']);
+      expect(fields).toMatchObject({ jobId, pieces: 4 });
+    }
+    expect(lines.reduce((sum, { fields }) => sum + Number(fields['rows']), 0)).toBe(counts.phantoms + counts.orphans + counts.mismatches);
+    expect(lines.reduce((sum, { fields }) => sum + Number(fields['files']), 0)).toBe(588 + 588);
+  });
+
+  it('a stopped run leaves the earlier reports in place, and the next call does only the pieces left', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 900);
+    const expected = archiveCounts(900);
+    // Earlier reports of the job: a reader sees them, not a part of the new run, until it finishes.
+    await generateReports(t.db, target(jobId), { schema });
+    const before = asMultisets(await readReports(t, schema, jobId));
+    const controller = new AbortController();
+    const first = infoLog();
+    const seen: RunProgress[] = [];
+    const stopped = generateReports(t.db, target(jobId), {
+      schema,
+      pieces: 6,
+      logger: first.logger,
+      signal: controller.signal,
+      onProgress: (progress) => {
+        seen.push(progress);
+        if (progress.piecesDone === 2) controller.abort(new Error('stop after two pieces'));
+      },
+    });
+    await expect(stopped).rejects.toMatchObject({ name: 'AbortError' });
+    expect(first.pieces()).toHaveLength(2);
+    expect(asMultisets(await readReports(t, schema, jobId))).toEqual(before);
+    const [progress] = await t.query<{ done: number; finished_at: Date | null }>(
+      `SELECT (SELECT count(*) FROM ${s}.orca_reconcile_piece p WHERE p.run_id = r.id)::int AS done, r.finished_at
+       FROM ${s}.orca_reconcile_run r WHERE r.job_id = $1`,
+      [jobId],
+    );
+    expect(progress).toEqual({ done: 2, finished_at: null });
+
+    const second = infoLog();
+    const resumedProgress: RunProgress[] = [];
+    const counts = await generateReports(t.db, target(jobId), {
+      schema,
+      pieces: 6,
+      logger: second.logger,
+      onProgress: (p) => resumedProgress.push(p),
+    });
+    expect(counts).toEqual(expected);
+    expect(second.lines[0]).toMatchObject({ message: 'run resumed', fields: { piecesDone: 2, pieces: 6 } });
+    expect(second.pieces().sort()).toEqual([1, 2, 3, 4, 5, 6].filter((piece) => !first.pieces().includes(piece)));
+    expect(resumedProgress[0]).toMatchObject({ resumed: true, piecesDone: 2, pieces: 6 });
+    expect(resumedProgress.at(-1)).toMatchObject({ piecesDone: 6, filesDone: resumedProgress.at(-1)!.files });
+    expect(asMultisets(await readReports(t, schema, jobId))).toEqual(before);
+    const runs = await t.query(`SELECT id FROM ${s}.orca_reconcile_run WHERE job_id = $1`, [jobId]);
+    expect(runs).toHaveLength(1);
+  });
+
+  it('a call after a finished run computes every piece afresh, and drops the staging tables', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 300);
+    await generateReports(t.db, target(jobId), { schema, pieces: 3 });
+    const again = infoLog();
+    await generateReports(t.db, target(jobId), { schema, pieces: 3, logger: again.logger });
+    expect(again.lines.filter((line) => line.message.startsWith('warn'))).toEqual([]);
+    expect(again.lines[0]?.message).toBe('run planned');
+    expect(again.pieces().sort()).toEqual([1, 2, 3]);
+    const runs = await t.query<{ finished: boolean }>(
+      `SELECT finished_at IS NOT NULL AS finished FROM ${s}.orca_reconcile_run WHERE job_id = $1 ORDER BY id`,
+      [jobId],
+    );
+    expect(runs).toEqual([{ finished: true }, { finished: true }]);
+    const staging = await t.query(
+      `SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND relname ~ '^orca_reconcile_[0-9]+_'`,
+      [schema],
+    );
+    expect(staging).toEqual([]);
+  });
+
+  it('a run lost to a server restart is planned again from the start', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 300);
+    const controller = new AbortController();
+    await expect(
+      generateReports(t.db, target(jobId), {
+        schema,
+        pieces: 3,
+        signal: controller.signal,
+        onProgress: (p) => p.piecesDone === 1 && controller.abort(),
+      }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    // What a restart leaves: the run began under another postmaster, and its unlogged tables are empty.
+    await t.query(`UPDATE ${s}.orca_reconcile_run SET server_started_at = server_started_at - interval '1 hour' WHERE job_id = $1`, [jobId]);
+    const log = infoLog();
+    expect(await generateReports(t.db, target(jobId), { schema, pieces: 3, logger: log.logger })).toEqual(archiveCounts(300));
+    expect(log.lines[0]).toMatchObject({ message: 'warn: starting the run again' });
+    expect(log.pieces().sort()).toEqual([1, 2, 3]);
+    const runs = await t.query<{ state: string }>(
+      `SELECT CASE WHEN discarded_at IS NOT NULL THEN 'discarded' WHEN finished_at IS NOT NULL THEN 'finished' ELSE 'open' END AS state
+       FROM ${s}.orca_reconcile_run WHERE job_id = $1 ORDER BY id`,
+      [jobId],
+    );
+    expect(runs.map((run) => run.state)).toEqual(['discarded', 'finished']);
+  });
+
+  it('a newer job of the bucket stops the resumed run: the reports stay as they were', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 400);
+    // A run stopped after its first piece; then the loader makes a newer job (before it reloads).
+    const controller = new AbortController();
+    const stopped = generateReports(t.db, target(jobId), {
+      schema,
+      pieces: 4,
+      signal: controller.signal,
+      onProgress: (p) => p.piecesDone === 1 && controller.abort(),
+    });
+    await expect(stopped).rejects.toMatchObject({ name: 'AbortError' });
+    const before = asMultisets(await readReports(t, schema, jobId));
+    const newer = await insertJob(t, schema, BUCKET);
+    const refused = generateReports(t.db, target(jobId), { schema, pieces: 4 });
+    await expect(refused).rejects.toBeInstanceOf(SupersededJobError);
+    await expect(refused).rejects.toMatchObject({ newerJobId: newer });
+    expect(asMultisets(await readReports(t, schema, jobId))).toEqual(before);
+  });
+
+  it('foreign rows in the listing are refused by the piece that holds them', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 200);
+    const other = await insertJob(t, schema, 'x9-deep-orca');
+    await t.query(`UPDATE ${s}.reconcile_s3_object SET job_id = $1 WHERE key_path = $2`, [other, `job-${jobId}/dir-5/file-5.h5`]);
+    await expect(generateReports(t.db, target(jobId), { schema, pieces: 5 })).rejects.toBeInstanceOf(StaleInventoryError);
+    expect(await readReports(t, schema, jobId)).toEqual({ phantoms: [], orphans: [], mismatches: [] });
+  });
+
+  it("'auto' keeps the single statement for a small bucket: no run is recorded", async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 500);
+    await t.query(`ANALYZE ${s}.reconcile_s3_object`);
+    expect(await generateReports(t.db, target(jobId), { schema, pieces: 'auto', concurrency: 2 })).toEqual(archiveCounts(500));
+    expect(await t.query(`SELECT 1 FROM ${s}.orca_reconcile_run`)).toEqual([]);
+  });
+
+  it('bad pieces and concurrency are refused before any statement', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 10);
+    for (const pieces of [0, 1025, 2.5, 'all', null]) {
+      const call = generateReports(t.db, target(jobId), { schema, pieces: pieces as never });
+      await expect(call, String(pieces)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(call, String(pieces)).rejects.toThrow(/pieces must be 'auto' or a whole number from 1 to 1024/);
+    }
+    for (const concurrency of [0, 65, 1.5, '2']) {
+      await expect(generateReports(t.db, target(jobId), { schema, pieces: 2, concurrency: concurrency as never })).rejects.toThrow(
+        /concurrency must be a whole number from 1 to 64/,
+      );
+    }
+    await expect(generateReports(t.db, target(jobId), { schema, pieces: 2, onProgress: 'yes' as never })).rejects.toThrow(
+      /onProgress must be a function/,
+    );
+    expect(await t.query(`SELECT 1 FROM ${s}.orca_reconcile_run`)).toEqual([]);
+  });
+
+  it('a schema without the progress tables gets an error that says how to add them', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 10);
+    await t.exec(`ALTER TABLE ${s}.orca_reconcile_piece RENAME TO orca_reconcile_piece_away`);
+    try {
+      const call = generateReports(t.db, target(jobId), { schema, pieces: 2 });
+      await expect(call).rejects.toBeInstanceOf(ConfigurationError);
+      await expect(call).rejects.toThrow(/createProgressTables/);
+    } finally {
+      await t.exec(`ALTER TABLE ${s}.orca_reconcile_piece_away RENAME TO orca_reconcile_piece`);
+    }
+  });
+
+  it('the finish refuses a run with pieces left, naming how many', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 100);
+    const controller = new AbortController();
+    await expect(
+      generateReports(t.db, target(jobId), { schema, pieces: 3, signal: controller.signal, onProgress: () => controller.abort() }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    const [run] = await t.query<{ id: string }>(`SELECT id FROM ${s}.orca_reconcile_run WHERE job_id = $1`, [jobId]);
+    const scope = { database: t.db, jobId, orcaArchiveLocation: BUCKET, schema: quoteSchema(schema) };
+    const finishing = t.db.query('SELECT 1').then(() => finishRunIn(t.db, scope, Number(run!.id)));
+    await expect(finishing).rejects.toBeInstanceOf(RunNotReadyError);
+    await expect(finishing).rejects.toThrow(/has 0 of 3 pieces finished/);
+  });
+});
+
+describe('pieces of one run share the work across workers (real server)', () => {
+  const { database: t, schema, addPool } = useOrcaSchema({
+    prefix: 'orca_pieces_workers',
+    buckets: [BUCKET],
+    emptyTablesBeforeEach: true,
+    serverOnly: true,
+  });
+  const s = `"${schema}"`;
+  const target = (jobId: number) => ({ jobId, orcaArchiveLocation: BUCKET });
+
+  it.runIf(usingPostgres)('two whole runs of one job at once share one run: every piece is done once, both return the reports', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 2000);
+    const [a, b] = [infoLog(), infoLog()];
+    const poolA = addPool(libraryPool('orca-reconcile-pieces-a'));
+    const poolB = addPool(libraryPool('orca-reconcile-pieces-b'));
+    const results = await Promise.all([
+      generateReports(poolA, target(jobId), { schema, pieces: 8, concurrency: 2, logger: a.logger }),
+      generateReports(poolB, target(jobId), { schema, pieces: 8, concurrency: 2, logger: b.logger }),
+    ]);
+    expect(results).toEqual([archiveCounts(2000), archiveCounts(2000)]);
+    expect([...a.pieces(), ...b.pieces()].sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    const runs = await t.query<{ pieces: number }>(`SELECT pieces FROM ${s}.orca_reconcile_run WHERE job_id = $1`, [jobId]);
+    expect(runs).toEqual([{ pieces: 8 }]);
+  });
+
+  it.runIf(usingPostgres)('a worker killed mid-piece loses only that piece: it is done again, the others are not', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 3000);
+    const pause = newPauseKey();
+    const dropPause = await installPausePoint(t, schema, 'piece_3', { table: 'orca_reconcile_piece', event: 'INSERT', when: 'NEW.piece = 3' }, pause);
+    const held = await holdAdvisoryLock(pause);
+    const log = infoLog();
+    const pool = addPool(libraryPool('orca-reconcile-pieces-kill'));
+    const retried: number[] = [];
+    const run = generateReports(pool, target(jobId), {
+      schema,
+      pieces: 6,
+      concurrency: 3,
+      logger: { ...log.logger, warn: (message, fields) => (retried.push(1), log.logger.warn(message, fields)) },
+      retry: { maxRetries: 3, backoffInSeconds: 0.05 },
+    });
+    try {
+      // Piece 3's worker has written its rows and waits, inside its transaction, before commit.
+      const waiting = await waitForLockWait(t, 'orca-reconcile-pieces-kill', pause, { timeoutMs: 30_000 });
+      const [killed] = await t.query<{ killed: boolean }>('SELECT pg_terminate_backend($1, 5000) AS killed', [waiting.pid]);
+      expect(killed).toEqual({ killed: true });
+    } finally {
+      // The retried piece passes the pause point once the lock is free; the trigger goes after.
+      await held.release();
+      await dropPause();
+    }
+    expect(await run).toEqual(archiveCounts(3000));
+    expect(log.pieces().sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(retried.length).toBeGreaterThanOrEqual(1);
+    const pieces = await t.query<{ piece: number }>(
+      `SELECT piece FROM ${s}.orca_reconcile_piece p JOIN ${s}.orca_reconcile_run r ON r.id = p.run_id WHERE r.job_id = $1 ORDER BY piece`,
+      [jobId],
+    );
+    expect(pieces.map((row) => row.piece)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});
