@@ -2,6 +2,10 @@
 // The timed runs use the TypeScript source through tsx; the memory probe uses the built package.
 //
 //   npm run bench -- --files 1000000 [--runs 5] [--rate 0.005] [--reuse] [--explain] [--no-docs]
+//   npm run bench -- --pieces --files 10000000 [--runs 2] [--reuse] [--no-docs]
+//
+// With --pieces it compares the single statement with pieced runs of 1 and 2 workers instead
+// (bench/pieces.ts), in the same seeded schema.
 //
 // DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) names the server; the benchmark
 // works in its own schema, orca_bench_<files>, which it keeps for --reuse.
@@ -12,6 +16,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { generateReports } from '../src/index.js';
 import { runReferenceReports } from '../test/helpers/reference-reports.js';
+import { runPiecesBench } from './pieces.js';
 import { writeResults } from './report.js';
 import { BUCKET, type Rates, seed } from './seed.js';
 
@@ -25,6 +30,7 @@ const { values: args } = parseArgs({
     explain: { type: 'boolean', default: false },
     'no-docs': { type: 'boolean', default: false },
     'session-work-mem': { type: 'string' },
+    pieces: { type: 'boolean', default: false },
   },
 });
 
@@ -137,6 +143,18 @@ async function explain(jobId: number): Promise<Record<string, string>> {
 
 async function main() {
   const { jobId, seedMs, expected } = await reuseOrSeed();
+  if (args.pieces) {
+    await pool.end();
+    await runPiecesBench({
+      files,
+      runs: Number(args.runs),
+      schema,
+      url,
+      writeDocs: !args['no-docs'],
+      command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    });
+    return;
+  }
   const samples: Record<'baseline' | 'ours' | 'floor', number[]> = { baseline: [], ours: [], floor: [] };
   for (let round = 1; round <= runs; round += 1) {
     await clearReports(jobId);

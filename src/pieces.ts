@@ -217,7 +217,6 @@ export async function copyBothSides(scope: RunScope, run: RunState, concurrency:
 /** What one piece did. */
 export interface PieceResult extends Counts {
   piece: number;
-  files: number;
   durationMs: number;
 }
 
@@ -253,11 +252,9 @@ export async function runPiece(scope: RunScope, runId: number, piece: number): P
       phantoms: num(row.phantoms),
       orphans: num(row.orphans),
       mismatches: num(row.mismatches),
-      files: num(row.catalog_files) + num(row.listing_files),
       durationMs: Date.now() - started,
     };
-    await tx.query(recordPieceSql(schema), [runId, piece, row.catalog_files, row.listing_files,
-      result.phantoms, result.orphans, result.mismatches, result.durationMs]);
+    await tx.query(recordPieceSql(schema), [runId, piece, result.phantoms, result.orphans, result.mismatches, result.durationMs]);
     return result;
   });
 }

@@ -35,7 +35,10 @@ export interface RunProgress {
   piecesDone: number;
   /** Catalog files plus listing rows of the whole run. */
   files: number;
-  /** Catalog files plus listing rows of the finished pieces. */
+  /**
+   * Catalog files plus listing rows of the finished pieces, as the run's share: pieces are cut by
+   * a hash of the key, so each holds about the same number of files.
+   */
   filesDone: number;
   /** Whether the run continues one an earlier call left unfinished. */
   resumed: boolean;
@@ -93,14 +96,14 @@ async function piecedRunOnce<T>(
   options.onProgress?.({ ...progress });
   await runPieces(scope, run, options.concurrency, (result: PieceResult) => {
     progress.piecesDone += 1;
-    progress.filesDone += result.files;
+    // A key's piece is a hash of it, so every piece holds about the same share of the files.
+    progress.filesDone = Math.round((progress.files * progress.piecesDone) / progress.pieces);
     scope.logger?.info?.('piece finished', {
       jobId,
       runId: run.runId,
       piece: result.piece,
       pieces: run.pieces,
       rows: result.phantoms + result.orphans + result.mismatches,
-      files: result.files,
       durationMs: result.durationMs,
     });
     options.onProgress?.({ ...progress });

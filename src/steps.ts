@@ -95,8 +95,6 @@ export interface PieceStepOutput extends ReportCounts {
   jobId: number;
   runId: number;
   piece: number;
-  /** Catalog files plus listing rows of the piece. */
-  files: number;
   durationMs: number;
   /** True when an earlier invocation had finished the piece: nothing was done again. */
   alreadyDone: boolean;
@@ -276,11 +274,11 @@ async function piece(run: Run, runId: number, pieceNumber: number): Promise<Piec
   const { jobId } = run.job;
   const result = await runOnePiece(scopeOf(run), runId, pieceNumber);
   if (result === 'done') {
-    return { step: 'piece', jobId, runId, piece: pieceNumber, phantoms: 0, orphans: 0, mismatches: 0, files: 0, durationMs: 0, alreadyDone: true };
+    return { step: 'piece', jobId, runId, piece: pieceNumber, phantoms: 0, orphans: 0, mismatches: 0, durationMs: 0, alreadyDone: true };
   }
-  const { phantoms, orphans, mismatches, files, durationMs } = result;
-  run.logger.info('piece finished', { jobId, runId, piece: pieceNumber, rows: phantoms + orphans + mismatches, files, durationMs });
-  return { step: 'piece', jobId, runId, piece: pieceNumber, phantoms, orphans, mismatches, files, durationMs, alreadyDone: false };
+  const { phantoms, orphans, mismatches, durationMs } = result;
+  run.logger.info('piece finished', { jobId, runId, piece: pieceNumber, rows: phantoms + orphans + mismatches, durationMs });
+  return { step: 'piece', jobId, runId, piece: pieceNumber, phantoms, orphans, mismatches, durationMs, alreadyDone: false };
 }
 
 async function finish(run: Run, runId: number | null): Promise<FinishStepOutput> {

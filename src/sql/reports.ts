@@ -92,7 +92,13 @@ export interface ReportSources {
   catalog: string;
   inventory: string;
   into: (kind: ReportKind) => string;
-  extraColumns?: string;
+  /**
+   * How report rows get their granule: `join` lets the planner choose (with statistics, a hash
+   * join of granules is cheapest for a whole bucket's differences); `lookup` fetches each
+   * difference's granule by its primary key, so the work stays bounded by the differences, for
+   * inputs without statistics (a piece), where the planner would read all of granules.
+   */
+  granules?: 'join' | 'lookup';
 }
 
 /**
@@ -124,6 +130,11 @@ export function bucketSources(s: QuotedSchema): ReportSources {
  * $1 is the job id; the sources bring their own parameters (see {@link bucketSources}).
  */
 export function writeReportsSql(s: QuotedSchema, sources: ReportSources = bucketSources(s)): string {
+  // OFFSET 0 keeps the subquery from being flattened into a join: one index lookup per row.
+  const granule = (d: string) =>
+    sources.granules === 'lookup'
+      ? `CROSS JOIN LATERAL (SELECT collection_id, cumulus_granule_id, last_update FROM ${s}.granules WHERE id = ${d}.granule_id OFFSET 0) g`
+      : `JOIN ${s}.granules g ON g.id = ${d}.granule_id`;
   return `
 WITH catalog AS (
   ${sources.catalog}
@@ -147,7 +158,7 @@ WITH catalog AS (
   SELECT $1, g.collection_id, g.cumulus_granule_id, d.name, d.orca_key_path, d.orca_etag, g.last_update,
          d.orca_size, d.orca_storage_class_id
   FROM differences d
-  JOIN ${s}.granules g ON g.id = d.granule_id
+  ${granule('d')}
   WHERE d.s3_key_path IS NULL
   RETURNING 1
 ), orphans AS (
@@ -170,15 +181,14 @@ WITH catalog AS (
            CASE WHEN d.orca_size <> d.s3_size THEN 'size_in_bytes' END,
            CASE WHEN d.orca_storage_class <> d.s3_storage_class THEN 'storage_class' END)
   FROM differences d
-  JOIN ${s}.granules g ON g.id = d.granule_id
+  ${granule('d')}
   WHERE d.orca_key_path IS NOT NULL AND d.s3_key_path IS NOT NULL AND d.s3_job_id = $1
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM phantoms) AS phantoms,
        (SELECT count(*) FROM orphans) AS orphans,
        (SELECT count(*) FROM mismatches) AS mismatches,
-       (SELECT min(s3_job_id) FROM differences WHERE s3_job_id <> $1) AS foreign_job_id${sources.extraColumns ? `,
-       ${sources.extraColumns}` : ''}`;
+       (SELECT min(s3_job_id) FROM differences WHERE s3_job_id <> $1) AS foreign_job_id`;
 }
 
 /**

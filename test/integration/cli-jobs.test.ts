@@ -193,8 +193,8 @@ describe('orca-reconcile jobs shows how far a pieced job has got', () => {
     expect(csv[0]!.split(',').at(-1)).toBe('pieces');
     expect(csv.slice(1, 3).map((line) => line.split(',').at(-1))).toEqual(['3/3 done', '2/5']);
     expect(json.map((job) => [job.id, job.run])).toEqual([
-      [finished, { runId: expect.any(Number), pieces: 3, piecesDone: 3, filesDone: 588, finished: true }],
-      [stopped, { runId: expect.any(Number), pieces: 5, piecesDone: 2, filesDone: expect.any(Number), finished: false }],
+      [finished, { runId: expect.any(Number), pieces: 3, piecesDone: 3, filesDone: 294 + 294, finished: true }],
+      [stopped, { runId: expect.any(Number), pieces: 5, piecesDone: 2, filesDone: Math.trunc(((490 + 490) * 2) / 5), finished: false }],
     ]);
   });
 });
