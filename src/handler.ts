@@ -281,6 +281,8 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   let ownedPool: pg.Pool | undefined;
   let ownedSqs: Promise<SQSClient> | undefined;
 
+  const pieces = validatePieces(options.pieces);
+  const concurrency = validateConcurrency(options.concurrency);
   const region = (): string => requireVariable(env, 'AWS_REGION');
   const endpointOption = options.sqsEndpoint === undefined ? undefined : validateEndpoint(options.sqsEndpoint, 'sqsEndpoint');
 
@@ -301,7 +303,8 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
     // Loaded here, so that importing the library does not load the driver.
     const { default: pgModule } = await import('pg');
     const pool = new pgModule.Pool({
-      max: 2,
+      // A pieced run's copy uses one connection more than the pieces it runs at once.
+      max: Math.max(2, concurrency + 1),
       connectionTimeoutMillis: 10_000,
       allowExitOnIdle: true,
       ...options.poolConfig,
@@ -367,9 +370,6 @@ export function createHandler(options: HandlerOptions = {}): ReconcileHandler {
   if (typeof timeoutMarginMs !== 'number' || !Number.isFinite(timeoutMarginMs) || timeoutMarginMs < 0) {
     throw new InvalidInputError('timeoutMarginMs', `timeoutMarginMs must be a non-negative number, got ${String(timeoutMarginMs)}`);
   }
-
-  const pieces = validatePieces(options.pieces);
-  const concurrency = validateConcurrency(options.concurrency);
 
   const handler = async (event: unknown, context?: LambdaContextLike): Promise<ReconcileOutput | TaskStepOutput> => {
     const deadline = invocationDeadline(remainingTimeOf(context), timeoutMarginMs);

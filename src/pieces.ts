@@ -59,6 +59,9 @@ export interface RunScope extends Omit<JobTransactionOptions, 'operation'> {
   logger?: Pick<Logger, 'warn'> & Partial<Pick<Logger, 'info'>>;
 }
 
+/** The two inputs a run copies: the bucket's catalog files and its listing. */
+export type Side = 'catalog' | 'listing';
+
 /** A run as its steps see it. */
 export interface RunState {
   runId: number;
@@ -189,7 +192,7 @@ export async function openRun(
  * unless it is copied already. The copy holds the job's lock in shared mode and its own item
  * lock, so two workers never copy one side twice. Returns the rows of that side.
  */
-export async function copySide(scope: RunScope, runId: number, side: 'catalog' | 'listing'): Promise<number> {
+export async function copySide(scope: RunScope, runId: number, side: Side): Promise<number> {
   const { schema, jobId, orcaArchiveLocation } = scope;
   return jobTransaction(scope.database, { ...scope, lock: 'shared', operation: `copy the ${side}` }, async (tx) => {
     await tx.query(LOCK_ITEM_SQL, [runLockKey(schema, runId), side === 'catalog' ? 0 : -1]);
@@ -203,15 +206,6 @@ export async function copySide(scope: RunScope, runId: number, side: 'catalog' |
     await tx.query(recordCopySql(schema, side), [runId, rows]);
     return rows;
   });
-}
-
-/** Plan, part 2, both sides: at once on two connections when the pool and concurrency allow. */
-export async function copyBothSides(scope: RunScope, run: RunState, concurrency: number): Promise<RunState> {
-  const [catalogFiles, listingFiles] =
-    concurrency > 1 && isPool(scope.database)
-      ? await Promise.all([copySide(scope, run.runId, 'catalog'), copySide(scope, run.runId, 'listing')])
-      : [await copySide(scope, run.runId, 'catalog'), await copySide(scope, run.runId, 'listing')];
-  return { ...run, catalogFiles, listingFiles };
 }
 
 /** What one piece did. */

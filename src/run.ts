@@ -6,12 +6,12 @@ import {
   type RunScope,
   type RunState,
   autoPieces,
-  copyBothSides,
   dropStaleStaging,
   openRun,
 } from './pieces.js';
 import { runPieces } from './pieces.js';
 import { runProgressSql } from './sql/pieces.js';
+import { copyBothSides } from './copy.js';
 
 /**
  * Progress of a pieced run, as {@link GenerateReportsOptions.onProgress} hears it: once when the

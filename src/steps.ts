@@ -2,7 +2,8 @@ import { InvalidInputError, JobNotFoundError, isRefusal, messageOf } from './err
 import { jobTransaction } from './guard.js';
 import { selectJobSql } from './sql/jobs.js';
 import { publishRunMetrics } from './metrics.js';
-import { autoPieces, copyBothSides, dropStaleStaging, missingPieces, openRun, runOnePiece } from './pieces.js';
+import { copyBothSides } from './copy.js';
+import { autoPieces, dropStaleStaging, missingPieces, openRun, runOnePiece } from './pieces.js';
 import type { ReportCounts } from './reports.js';
 import { OrcaStatus } from './status.js';
 import {

@@ -24,6 +24,10 @@ export const TRY_LOCK_ITEM_SQL = 'SELECT pg_try_advisory_xact_lock($1::int4, $2:
 /** Waits for the lock of one work item of a run. $1: the run's key, $2: the item. */
 export const LOCK_ITEM_SQL = 'SELECT pg_advisory_xact_lock($1::int4, $2::int4)';
 
+/** The same lock held by the session, across transactions, until {@link UNLOCK_ITEM_SESSION_SQL}. */
+export const LOCK_ITEM_SESSION_SQL = 'SELECT pg_advisory_lock($1::int4, $2::int4)';
+export const UNLOCK_ITEM_SESSION_SQL = 'SELECT pg_advisory_unlock($1::int4, $2::int4)';
+
 /**
  * The two keys of a job's advisory lock: a 32-bit FNV-1a hash of `orca-reconcile:` and the quoted
  * schema name, so that jobs of the same id in two schemas do not wait for each other, and the job

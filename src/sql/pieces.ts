@@ -127,6 +127,26 @@ export const copyListingSql = (s: QuotedSchema, runId: number, pieces: number): 
    SELECT ${pieceOf(pieces)}, job_id, key_path, etag, last_update, size_in_bytes, storage_class
    FROM ${s}.reconcile_s3_object WHERE orca_archive_location = $1`;
 
+/** Empties one side's staging partitions, before a copy that an earlier attempt began. */
+export const truncateSideSql = (s: QuotedSchema, runId: number, side: 'catalog' | 'listing'): string =>
+  `TRUNCATE ${s}.${stagingNames(runId)[side]}`;
+
+/** A snapshot other transactions can import with SET TRANSACTION SNAPSHOT. */
+export const EXPORT_SNAPSHOT_SQL = 'SELECT pg_export_snapshot() AS snapshot';
+
+/** Blocks of a relation. $1: its qualified name, as text for `to_regclass`. */
+export const sideBlocksSql = `SELECT coalesce(pg_relation_size(to_regclass($1)) / current_setting('block_size')::int8, 0) AS blocks`;
+
+/**
+ * One block range of a side's copy: the copy statement limited to tuples from block $2 (a tid,
+ * `(n,0)`) on, and before block $3 when `bounded`. PostgreSQL 14 and later read just those blocks
+ * (a TID range scan). $1: bucket.
+ */
+export function copyChunkSql(s: QuotedSchema, runId: number, pieces: number, side: 'catalog' | 'listing', bounded: boolean): string {
+  const copy = side === 'catalog' ? copyCatalogSql(s, runId, pieces) : copyListingSql(s, runId, pieces);
+  return `${copy} AND ctid >= $2::tid${bounded ? ' AND ctid < $3::tid' : ''}`;
+}
+
 /**
  * Where one piece's report statement reads and writes: its two staging partitions, and the run's
  * staging report tables. Parameters: $1 job id, $2 and $3 the storage_class table as parallel

@@ -11,3 +11,6 @@ export const LIMIT_TRANSACTION_SQL =
  * read-only transaction at this level never fails on a serialization conflict.
  */
 export const READ_ONLY_SQL = 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY';
+
+/** The server's version as a number, such as 150020. */
+export const SERVER_VERSION_SQL = "SELECT current_setting('server_version_num')::int AS version";

@@ -12,7 +12,16 @@ import { finishRunIn } from '../../src/pieces.js';
 import { quoteSchema } from '../../src/sql/schema.js';
 import { archiveCounts, seedArchive } from '../helpers/archive.js';
 import { libraryPool, usingPostgres, useOrcaSchema } from '../helpers/database.js';
-import { holdAdvisoryLock, installPausePoint, newPauseKey, waitForLockWait } from '../helpers/faults.js';
+import {
+  type HeldLock,
+  holdAdvisoryLock,
+  installPausePoint,
+  jobLockKey,
+  newPauseKey,
+  track,
+  waitForLockWait,
+  waitForLockWaiters,
+} from '../helpers/faults.js';
 import { BUCKETS, generateDataset } from '../helpers/datasets.js';
 import { REPORT_TABLES, asMultisets, loadDataset } from '../helpers/load-dataset.js';
 import { insertInventory, insertJob, readReports } from '../helpers/rows.js';
@@ -358,5 +367,56 @@ describe('pieces of one run share the work across workers (real server)', () => 
       [jobId],
     );
     expect(pieces.map((row) => row.piece)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});
+
+describe('the plan copies the catalog in block ranges from one snapshot (real server)', () => {
+  const { database: t, schema, addPool } = useOrcaSchema({ prefix: 'orca_pieces_snapshot', buckets: [BUCKET], emptyTablesBeforeEach: true, serverOnly: true });
+  const s = `"${schema}"`;
+
+  it.runIf(usingPostgres)('catalog changes made while the ranges are copied are not seen: the reports are those of the catalog when the copy began', async () => {
+    // Prepare: the reports of the catalog as it is now.
+    const jobId = await seedArchive(t, schema, BUCKET, 3000);
+    await generateReports(t.db, { jobId, orcaArchiveLocation: BUCKET }, { schema });
+    const before = asMultisets(await readReports(t, schema, jobId));
+    for (const table of REPORT_TABLES) await t.query(`DELETE FROM ${s}.${table} WHERE job_id = $1`, [jobId]);
+
+    // The planner stops inside its transaction, which holds the job's lock.
+    const pause = newPauseKey();
+    const dropPause = await installPausePoint(t, schema, 'plan', { table: 'orca_reconcile_run', event: 'INSERT' }, pause);
+    const paused = await holdAdvisoryLock(pause);
+    const pool = addPool(libraryPool('orca-reconcile-snapshot'));
+    const run = track(generateReports(pool, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces: 4, concurrency: 3 }));
+    let blocker: HeldLock | undefined;
+    try {
+      await waitForLockWait(t, 'orca-reconcile-snapshot', pause);
+      // Queued behind the planner, this session gets the job's lock when the plan commits: the
+      // copy's ranges, which take it in shared mode after importing the snapshot, wait for it.
+      const job = jobLockKey(schema, jobId);
+      const blocking = holdAdvisoryLock(job);
+      await waitForLockWaiters(t, job, 1);
+      await paused.release();
+      blocker = await blocking;
+      await waitForLockWaiters(t, job, 3);
+
+      // ORCA changes the catalog meanwhile: a match becomes an etag mismatch (a new tuple at the
+      // end of the table), a phantom's file goes, a new file arrives.
+      await t.query(`UPDATE ${s}.files SET etag = '"rewritten"' WHERE key_path = $1`, [`job-${jobId}/dir-5/file-5.h5`]);
+      await t.query(`DELETE FROM ${s}.files WHERE key_path = $1`, [`job-${jobId}/dir-0/file-0.h5`]);
+      await t.query(
+        `INSERT INTO ${s}.files (granule_id, name, orca_archive_location, cumulus_archive_location, key_path, ingest_time, etag, version, size_in_bytes, storage_class_id)
+         SELECT granule_id, 'late.h5', orca_archive_location, cumulus_archive_location, 'late/arrival.h5', ingest_time, etag, version, 1, 1
+         FROM ${s}.files LIMIT 1`,
+      );
+      expect(run.settled()).toBe(false);
+    } finally {
+      await paused.release();
+      await blocker?.release();
+      await dropPause();
+    }
+
+    // Assess
+    await run.promise;
+    expect(asMultisets(await readReports(t, schema, jobId))).toEqual(before);
   });
 });
