@@ -10,6 +10,8 @@ import {
   createHandler,
   taskStep,
 } from '../../src/index.js';
+import { openRun } from '../../src/pieces.js';
+import { quoteSchema } from '../../src/sql/schema.js';
 import { archiveCounts, seedArchive } from '../helpers/archive.js';
 import { useOrcaSchema } from '../helpers/database.js';
 import { noWait } from '../helpers/faults.js';
@@ -78,6 +80,18 @@ describe('taskStep: one step of a pieced job per call', () => {
     const failed = await readJob(t, schema, jobId);
     expect(failed.status_id).toBe(OrcaStatus.Error);
     expect(failed.error_message).toContain('has 1 of 4 pieces finished');
+  });
+
+  it("a piece before the plan's copies is refused: a plan that died after making its run", async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 100);
+    const scope = { database: t.db, jobId, orcaArchiveLocation: BUCKET, schema: quoteSchema(schema) };
+    const opened = await openRun(scope, async () => 3);
+    const piece = taskStep({ jobId, orcaArchiveLocation: BUCKET, step: 'piece', runId: opened!.run.runId, piece: 1 }, { database: t.db, schema });
+    await expect(piece).rejects.toBeInstanceOf(RunNotReadyError);
+    await expect(piece).rejects.toThrow('is not planned yet: its catalog and listing are still to be copied');
+    // The plan, run again, copies and gives every piece.
+    const plan = (await taskStep({ jobId, orcaArchiveLocation: BUCKET, step: 'plan' }, { database: t.db, schema, pieces: 3 })) as PlanStepOutput;
+    expect(plan).toMatchObject({ runId: opened!.run.runId, pieces: [1, 2, 3], resumed: true });
   });
 
   it('fail marks a job that is generating reports, with the Catch output as its message; a staged job is left alone', async () => {
