@@ -105,7 +105,8 @@ export interface PieceOptions {
   /**
    * Pieces to divide the comparison into: a whole number from 1 to 1024, or `'auto'` (the single
    * statement below 2 million files, else one piece per 250,000 files, from the planner's
-   * estimate of the listing's size). Default: none, the single statement.
+   * estimate of the listing's size). Default: none, the single statement. A run that continues
+   * an unfinished one keeps the count that one was planned with.
    */
   pieces?: number | 'auto';
   /** Pieces compared at once, each on a connection of its own from the pool. Default 1. */

@@ -146,6 +146,11 @@ export interface TaskOutput extends ReportCounts {
  * 3. deletes the job's SQS message (when the input names one) and resolves to
  *    `{ jobId, phantoms, orphans, mismatches }`.
  *
+ * With `pieces`, step 2 runs in pieces (see {@link generateReports}): the pieces first, each in
+ * a transaction of its own, then one transaction that moves their rows into the reports and marks
+ * the job `success`. A run that stops loses only the pieces in flight; the next run of the job
+ * continues.
+ *
  * Both transactions hold the job's advisory lock, so concurrent runs of one job take turns and
  * the later ones find the job finished. Running a finished job again returns its stored counts
  * and deletes the message.
