@@ -26,6 +26,10 @@ export interface PiecesBenchOptions {
 }
 
 interface Sample {
+  /** Plan and copies (until the first progress report), pieces, finish: elapsed each. */
+  planMs: number;
+  piecesMs: number;
+  finishMs: number;
   elapsedMs: number;
   databaseMs: number;
   largestPieceMs: number;
@@ -89,8 +93,6 @@ export async function runPiecesBench(options: PiecesBenchOptions): Promise<void>
   const digests = new Map<string, string>();
   for (let round = 1; round <= options.runs; round += 1) {
     for (const variant of variants) {
-      await pool.query(`DELETE FROM ${s}.orca_reconcile_piece`);
-      await pool.query(`DELETE FROM ${s}.orca_reconcile_run`);
       let largest = 0;
       let pieces = 0;
       let peakRss = process.memoryUsage().rss;
@@ -106,14 +108,24 @@ export async function runPiecesBench(options: PiecesBenchOptions): Promise<void>
       const before = await tempBytes();
       timed.reset();
       const started = performance.now();
+      let planned = 0;
+      let lastPiece = 0;
+      const onProgress = (progress: { piecesDone: number }) => {
+        if (planned === 0) planned = performance.now();
+        if (progress.piecesDone > 0) lastPiece = performance.now();
+      };
       await generateReports(timed.pool, { jobId, orcaArchiveLocation: BUCKET }, {
         schema,
         logger,
-        ...(variant.pieces === undefined ? {} : { pieces: forced, concurrency: variant.concurrency }),
+        ...(variant.pieces === undefined ? {} : { pieces: forced, concurrency: variant.concurrency, onProgress }),
       });
-      const elapsedMs = performance.now() - started;
+      const ended = performance.now();
+      const elapsedMs = ended - started;
       clearInterval(sampler);
       const sample: Sample = {
+        planMs: planned ? planned - started : 0,
+        piecesMs: planned ? lastPiece - planned : 0,
+        finishMs: planned ? ended - lastPiece : 0,
         elapsedMs,
         databaseMs: timed.busyMs(),
         largestPieceMs: variant.pieces === undefined ? elapsedMs : largest,
@@ -132,7 +144,7 @@ export async function runPiecesBench(options: PiecesBenchOptions): Promise<void>
       );
       digests.set(variant.name, rows[0].digest);
       console.log(
-        `round ${round}, ${variant.name}: elapsed ${sec(sample.elapsedMs)}, database ${sec(sample.databaseMs)}, largest piece ${sec(sample.largestPieceMs)}, temp ${mb(sample.tempBytes)}, RSS ${mb(sample.peakRssBytes)}`,
+        `round ${round}, ${variant.name}: elapsed ${sec(sample.elapsedMs)} (plan and copy ${sec(sample.planMs)}, pieces ${sec(sample.piecesMs)}, finish ${sec(sample.finishMs)}), database ${sec(sample.databaseMs)}, largest piece ${sec(sample.largestPieceMs)}, temp ${mb(sample.tempBytes)}, RSS ${mb(sample.peakRssBytes)}`,
       );
     }
   }
@@ -161,7 +173,8 @@ function medianOf(samples: Sample[], key: keyof Sample): number {
 function render(options: PiecesBenchOptions, results: Map<string, Sample[]>, pieces: number, identical: boolean, settings: string): string {
   const rows = [...results.entries()].map(([name, samples]) => {
     const m = (key: keyof Sample) => medianOf(samples, key);
-    return `| ${name} | ${sec(m('elapsedMs'))} | ${sec(m('databaseMs'))} | ${sec(m('largestPieceMs'))} | ${mb(m('tempBytes'))} | ${mb(m('peakRssBytes'))} | ${(m('databaseMs') / (2 * options.files) * 1e6).toFixed(0)} ns |`;
+    const phases = name === 'single statement' ? '' : `${sec(m('planMs'))} / ${sec(m('piecesMs'))} / ${sec(m('finishMs'))}`;
+    return `| ${name} | ${sec(m('elapsedMs'))} | ${phases} | ${sec(m('databaseMs'))} | ${sec(m('largestPieceMs'))} | ${mb(m('tempBytes'))} | ${mb(m('peakRssBytes'))} | ${(m('databaseMs') / (2 * options.files) * 1e6).toFixed(0)} ns |`;
   });
   const single = results.get('single statement')!;
   const one = results.get('pieces, 1 worker')!;
@@ -172,8 +185,8 @@ function render(options: PiecesBenchOptions, results: Map<string, Sample[]>, pie
     `Measured ${new Date().toISOString().slice(0, 10)} with \`${options.command}\` on ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; ${settings}.`,
     `${options.runs} rounds of each variant in turn; medians${options.runs > 1 ? ' of the rounds after the first' : ''}. Pieces: ${pieces} (the count \`'auto'\` gives this size).`,
     '',
-    '| variant | elapsed | database time | largest piece | temp written | Node peak RSS | database time per file |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| variant | elapsed | plan and copy / pieces / finish | database time | largest piece | temp written | Node peak RSS | database time per file |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
     `- 2 workers / 1 worker, elapsed: **${(medianOf(two, 'elapsedMs') / medianOf(one, 'elapsedMs')).toFixed(2)}x**; pieced (1 worker) / single, database time: **${(medianOf(one, 'databaseMs') / medianOf(single, 'databaseMs')).toFixed(2)}x**`,

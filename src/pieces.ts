@@ -12,6 +12,7 @@ import {
   copyListingSql,
   createStagingStatements,
   discardRunsSql,
+  dropOrphanStagingSql,
   dropStagingBatches,
   estimateListingSql,
   finishRunSql,
@@ -182,6 +183,9 @@ export async function openRun(
     if (count === 0) return undefined;
     const created = await tx.query(insertRunSql(schema), [jobId, orcaArchiveLocation, count]);
     const runId = num((created.rows[0] as Row).id);
+    // Tables of this id with no run row (progress tables made again, their ids starting over)
+    // belong to no run: they go.
+    await tx.query(dropOrphanStagingSql(schema, runId));
     for (const statement of createStagingStatements(schema, runId, count)) await tx.query(statement);
     return { run: { runId, pieces: count, piecesDone: 0, catalogFiles: null, listingFiles: null }, resumed: false };
   });

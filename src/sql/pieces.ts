@@ -93,6 +93,13 @@ export function createStagingStatements(s: QuotedSchema, runId: number, pieces: 
   return statements;
 }
 
+/** Drops every staging table of a run id at once (a partitioned table takes its partitions with it). */
+export function dropOrphanStagingSql(s: QuotedSchema, runId: number): string {
+  const names = stagingNames(runId);
+  const tables = [names.catalog, names.listing, ...REPORT_KINDS.map((kind) => names.report(kind))];
+  return `DROP TABLE IF EXISTS ${tables.map((name) => `${s}.${name}`).join(', ')}`;
+}
+
 /**
  * Drops a run's staging tables, partitions first, in batches of statements to run one
  * transaction each; missing tables are skipped.

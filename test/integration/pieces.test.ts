@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
+  createProgressTables,
   InvalidInputError,
   RunNotReadyError,
   type RunProgress,
@@ -168,6 +169,18 @@ describe('a pieced run records its progress and resumes', () => {
     await expect(refused).rejects.toBeInstanceOf(SupersededJobError);
     await expect(refused).rejects.toMatchObject({ newerJobId: newer });
     expect(asMultisets(await readReports(t, schema, jobId))).toEqual(before);
+  });
+
+  it('staging tables of a run id that has no run row (the progress tables made again) are dropped, not an error', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 200);
+    const controller = new AbortController();
+    await expect(
+      generateReports(t.db, target(jobId), { schema, pieces: 2, signal: controller.signal, onProgress: () => controller.abort() }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    // The progress tables are dropped and made again: run ids start over, the old tables stay.
+    await t.exec(`DROP TABLE ${s}.orca_reconcile_piece, ${s}.orca_reconcile_run`);
+    await createProgressTables(t.db, { schema });
+    expect(await generateReports(t.db, target(jobId), { schema, pieces: 3 })).toEqual(archiveCounts(200));
   });
 
   it('foreign rows in the listing are refused by the piece that holds them', async () => {
