@@ -14,7 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { generateReports } from '../src/index.js';
 import { median } from './report.js';
-import { BUCKET } from './seed.js';
+import { BUCKET, OTHER_BUCKET } from './seed.js';
 
 export interface PiecesBenchOptions {
   files: number;
@@ -154,9 +154,17 @@ export async function runPiecesBench(options: PiecesBenchOptions): Promise<void>
     `SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name) AS s FROM pg_settings
      WHERE name IN ('work_mem', 'shared_buffers', 'max_parallel_workers_per_gather', 'server_version')`,
   )).rows[0].s as string;
-  const section = render(options, results, forced, identical, settings);
+  const major = Number((await pool.query("SELECT current_setting('server_version_num')::int / 10000 AS major")).rows[0].major);
+  const buckets = Number(
+    (await pool.query(
+      `SELECT (EXISTS (SELECT 1 FROM ${s}.files WHERE orca_archive_location = $1))::int
+            + (EXISTS (SELECT 1 FROM ${s}.files WHERE orca_archive_location = $2))::int AS n`,
+      [BUCKET, OTHER_BUCKET],
+    )).rows[0].n,
+  );
+  const section = render(options, results, forced, identical, settings, major, buckets);
   console.log(section);
-  if (options.writeDocs) writeSection(options.files, section);
+  if (options.writeDocs) writeSection(`${options.files}:pg${major}`, section);
   await pool.end();
   if (!identical) process.exitCode = 1;
 }
@@ -170,7 +178,15 @@ function medianOf(samples: Sample[], key: keyof Sample): number {
   return median(counted.map((sample) => sample[key]));
 }
 
-function render(options: PiecesBenchOptions, results: Map<string, Sample[]>, pieces: number, identical: boolean, settings: string): string {
+function render(
+  options: PiecesBenchOptions,
+  results: Map<string, Sample[]>,
+  pieces: number,
+  identical: boolean,
+  settings: string,
+  major: number,
+  buckets: number,
+): string {
   const rows = [...results.entries()].map(([name, samples]) => {
     const m = (key: keyof Sample) => medianOf(samples, key);
     const phases = name === 'single statement' ? '' : `${sec(m('planMs'))} / ${sec(m('piecesMs'))} / ${sec(m('finishMs'))}`;
@@ -180,10 +196,10 @@ function render(options: PiecesBenchOptions, results: Map<string, Sample[]>, pie
   const one = results.get('pieces, 1 worker')!;
   const two = results.get('pieces, 2 workers')!;
   return [
-    `### Pieced runs, ${options.files.toLocaleString('en-US')} files per bucket`,
+    `### Pieced runs, ${options.files.toLocaleString('en-US')} files, PostgreSQL ${major}`,
     '',
     `Measured ${new Date().toISOString().slice(0, 10)} with \`${options.command}\` on ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; ${settings}.`,
-    `${options.runs} rounds of each variant in turn; medians${options.runs > 1 ? ' of the rounds after the first' : ''}. Pieces: ${pieces} (the count \`'auto'\` gives this size).`,
+    `The bucket has ${options.files.toLocaleString('en-US')} catalog files and as many listing rows; the schema holds ${buckets} bucket${buckets === 1 ? '' : 's'}. ${options.runs} rounds of each variant in turn; medians${options.runs > 1 ? ' of the rounds after the first' : ''}. Pieces: ${pieces}, one per 250,000 files, as \`'auto'\` makes them above its threshold.`,
     '',
     '| variant | elapsed | plan and copy / pieces / finish | database time | largest piece | temp written | Node peak RSS | database time per file |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -196,9 +212,9 @@ function render(options: PiecesBenchOptions, results: Map<string, Sample[]>, pie
 
 const DOC = new URL('../docs/performance.md', import.meta.url);
 
-function writeSection(files: number, section: string): void {
-  const begin = `<!-- bench:pieces:${files} -->`;
-  const end = `<!-- /bench:pieces:${files} -->`;
+function writeSection(key: string, section: string): void {
+  const begin = `<!-- bench:pieces:${key} -->`;
+  const end = `<!-- /bench:pieces:${key} -->`;
   let doc = readFileSync(DOC, 'utf8');
   const block = `${begin}\n${section}\n${end}`;
   const start = doc.indexOf(begin);

@@ -44,8 +44,11 @@ import type { Logger } from './types.js';
 /** Files per piece that 'auto' aims at: a piece's hash table then fits in its 64 MB work_mem. */
 export const FILES_PER_PIECE = 250_000;
 
-/** Below this many files (estimated), 'auto' keeps the single statement: it is faster there. */
-export const AUTO_MIN_FILES = 2_000_000;
+/**
+ * Below this many files (estimated), 'auto' keeps the single statement: faster on one machine at
+ * every size measured, and below this its temp files stay under 1 GiB (docs/performance.md).
+ */
+export const AUTO_MIN_FILES = 3_000_000;
 
 /** Counts of one report set. */
 export interface Counts {

@@ -96,7 +96,7 @@ export interface GenerateReportsOptions extends SchemaOptions, PieceOptions {
  * ```ts
  * import { generateReports } from 'orca-reconcile';
  *
- * // 'auto': the single statement for a small bucket, about 250,000 files per piece above 2 million.
+ * // 'auto': the single statement for a small bucket, about 250,000 files per piece above 3 million.
  * await generateReports(pool, { jobId: 42, orcaArchiveLocation: 'prefix-orca-primary' }, { pieces: 'auto', concurrency: 2 });
  * ```
  * @category Reconcile
@@ -104,7 +104,7 @@ export interface GenerateReportsOptions extends SchemaOptions, PieceOptions {
 export interface PieceOptions {
   /**
    * Pieces to divide the comparison into: a whole number from 1 to 1024, or `'auto'` (the single
-   * statement below 2 million files, else one piece per 250,000 files, from the planner's
+   * statement below 3 million files, else one piece per 250,000 files, from the planner's
    * estimate of the listing's size). Default: none, the single statement. A run that continues
    * an unfinished one keeps the count that one was planned with.
    */

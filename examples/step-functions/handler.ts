@@ -11,7 +11,7 @@ import { type ReconcileStepEvent, type TaskStepOutput, createHandler } from 'orc
 
 const logger = new Logger({ serviceName: 'orca-reconcile' });
 
-// 'auto': about 250,000 files per piece above 2 million files, the single statement below.
+// 'auto': about 250,000 files per piece above 3 million files, the single statement below.
 // Each invocation compares one piece on one connection; the Map state runs them in parallel.
 const reconcile = createHandler({ logger, pieces: 'auto', concurrency: 2 });
 
