@@ -69,7 +69,10 @@ export async function copySideInChunks(
         ranges.slice(0, workers).map(async () => {
           for (let index = next++; index < ranges.length; index = next++) {
             const [from, to] = ranges[index]!;
-            total += await copyChunk(scope, run, side, snapshot, from, to);
+            // Not `total += await ...`: that reads `total` before the wait, and workers would
+            // overwrite each other's sums.
+            const rows = await copyChunk(scope, run, side, snapshot, from, to);
+            total += rows;
           }
         }),
       );

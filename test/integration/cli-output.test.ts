@@ -28,6 +28,7 @@ const CSV_HEADER = [
   'phantoms',
   'orphans',
   'mismatches',
+  'pieces',
 ];
 
 /** The command line in a process of its own, as a user runs it: `node --import tsx src/cli/bin.ts`. */
@@ -117,8 +118,8 @@ describe('orca-reconcile jobs output formats', () => {
 
   const expectedCsv = () => [
     CSV_HEADER,
-    [String(ids[0]), BUCKET, '4', 'error', '2026-01-01T01:00:00.000Z', '2026-01-01T01:00:00.000Z', '2026-01-01T01:00:00.000Z', ERROR_MESSAGE, '0', '0', '0'],
-    [String(ids[1]), BUCKET, '5', 'success', '2026-01-01T01:00:00.000Z', '2026-01-01T01:00:00.000Z', '', '', '0', '0', '0'],
+    [String(ids[0]), BUCKET, '4', 'error', '2026-01-01T01:00:00.000Z', '2026-01-01T01:00:00.000Z', '2026-01-01T01:00:00.000Z', ERROR_MESSAGE, '0', '0', '0', ''],
+    [String(ids[1]), BUCKET, '5', 'success', '2026-01-01T01:00:00.000Z', '2026-01-01T01:00:00.000Z', '', '', '0', '0', '0', ''],
   ];
 
   it.runIf(usingPostgres)('writes csv when stdout is a pipe: RFC 4180, every field of the json, error messages whole', async () => {
@@ -199,6 +200,7 @@ describe('orca-reconcile tables that fit the terminal', () => {
     ['phantoms', 0],
     ['orphans', orphans],
     ['mismatches', 0],
+    ['pieces', ''],
   ];
 
   /** The two jobs as expanded records; the widest value is the error message, 49 characters once its line break is escaped. */
