@@ -218,6 +218,8 @@ export async function copySide(scope: RunScope, runId: number, side: Side): Prom
 /** What one piece did. */
 export interface PieceResult extends Counts {
   piece: number;
+  /** The run's number of pieces. */
+  pieces: number;
   durationMs: number;
 }
 
@@ -250,6 +252,7 @@ export async function runPiece(scope: RunScope, runId: number, piece: number): P
     await checkNewest(tx, schema, jobId, orcaArchiveLocation);
     const result: PieceResult = {
       piece,
+      pieces: run.pieces,
       phantoms: num(row.phantoms),
       orphans: num(row.orphans),
       mismatches: num(row.mismatches),

@@ -277,8 +277,8 @@ async function piece(run: Run, runId: number, pieceNumber: number): Promise<Piec
   if (result === 'done') {
     return { step: 'piece', jobId, runId, piece: pieceNumber, phantoms: 0, orphans: 0, mismatches: 0, durationMs: 0, alreadyDone: true };
   }
-  const { phantoms, orphans, mismatches, durationMs } = result;
-  run.logger.info('piece finished', { jobId, runId, piece: pieceNumber, rows: phantoms + orphans + mismatches, durationMs });
+  const { phantoms, orphans, mismatches, durationMs, pieces } = result;
+  run.logger.info('piece finished', { jobId, runId, piece: pieceNumber, pieces, rows: phantoms + orphans + mismatches, durationMs });
   return { step: 'piece', jobId, runId, piece: pieceNumber, phantoms, orphans, mismatches, durationMs, alreadyDone: false };
 }
 

@@ -35,7 +35,13 @@ describe('taskStep: one step of a pieced job per call', () => {
     expect((await readJob(t, schema, jobId)).status_id).toBe(OrcaStatus.GeneratingReports);
 
     const outputs = [] as PieceStepOutput[];
-    for (const piece of plan.pieces) outputs.push((await taskStep({ ...job, step: 'piece', runId: plan.runId!, piece }, dependencies)) as PieceStepOutput);
+    const logged: Record<string, unknown>[] = [];
+    const logger = { debug: () => undefined, warn: () => undefined, error: () => undefined, info: (message: string, fields?: Record<string, unknown>) => message === 'piece finished' && logged.push(fields!) };
+    for (const piece of plan.pieces) outputs.push((await taskStep({ ...job, step: 'piece', runId: plan.runId!, piece }, { ...dependencies, logger })) as PieceStepOutput);
+    // One info line per piece: the job, the piece, the total, the rows written, the duration.
+    expect(logged.map((fields) => [fields['jobId'], fields['piece'], fields['pieces']])).toEqual(plan.pieces.map((piece) => [jobId, piece, 5]));
+    expect(logged.map((fields) => fields['rows'])).toEqual(outputs.map((output) => output.phantoms + output.orphans + output.mismatches));
+    expect(logged.every((fields) => typeof fields['durationMs'] === 'number')).toBe(true);
     const again = (await taskStep({ ...job, step: 'piece', runId: plan.runId!, piece: 3 }, dependencies)) as PieceStepOutput;
     expect(again).toMatchObject({ piece: 3, alreadyDone: true, phantoms: 0 });
     const expected = archiveCounts(700);
