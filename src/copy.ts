@@ -1,5 +1,6 @@
 import { type PoolLike, type Queryable, withTransaction } from './database.js';
-import { applyDeadline } from './deadline.js';
+import { applyDeadline, isTimeout, timeoutError } from './deadline.js';
+import { abortError, throwIfAborted, withAbort } from './abort.js';
 import { checkNewest, jobTransaction, lockJob } from './guard.js';
 import { DatabaseError, OrcaReconcileError } from './errors.js';
 import { LOCK_ITEM_SESSION_SQL, UNLOCK_ITEM_SESSION_SQL, runLockKey } from './sql/jobs.js';
@@ -68,6 +69,7 @@ export async function copySideInChunks(
       await Promise.all(
         ranges.slice(0, workers).map(async () => {
           for (let index = next++; index < ranges.length; index = next++) {
+            throwIfAborted(scope.signal, operation);
             const [from, to] = ranges[index]!;
             // Not `total += await ...`: that reads `total` before the wait, and workers would
             // overwrite each other's sums.
@@ -89,6 +91,8 @@ export async function copySideInChunks(
     }
   } catch (error) {
     if (error instanceof OrcaReconcileError) throw error;
+    if (scope.signal?.aborted) throw abortError(scope.signal, operation);
+    if (scope.deadline && isTimeout(error)) throw timeoutError(scope.deadline, operation, error);
     throw new DatabaseError(operation, error);
   } finally {
     coordinator.release(broken);
@@ -112,11 +116,12 @@ async function copyChunk(
   to: number | null,
 ): Promise<number> {
   const { schema, jobId, orcaArchiveLocation } = scope;
-  return withTransaction(scope.database, async (tx) => {
+  const operation = `copy the ${side}`;
+  return withTransaction(scope.database, (client) => withAbort(client, scope.signal, operation, async (tx) => {
     // Both must come before any other statement of the transaction.
     await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     await tx.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/[^0-9A-Fa-f-]/g, '')}'`);
-    await applyDeadline(tx, scope.deadline, `copy the ${side}`);
+    await applyDeadline(tx, scope.deadline, operation);
     await lockJob(tx, schema, jobId, true);
     const result = await tx.query(copyChunkSql(schema, run.runId, run.pieces, side, to !== null), [
       orcaArchiveLocation,
@@ -125,7 +130,7 @@ async function copyChunk(
     ]);
     const { rowCount, affectedRows } = result as { rowCount?: number | null; affectedRows?: number };
     return Number(rowCount ?? affectedRows ?? 0);
-  });
+  }));
 }
 
 const CHUNKS_PER_WORKER = 4;

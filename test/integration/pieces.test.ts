@@ -356,4 +356,37 @@ describe('the plan copies the catalog in block ranges from one snapshot (real se
     await run.promise;
     expect(asMultisets(await readReports(t, schema, jobId))).toEqual(before);
   });
+
+  it.runIf(usingPostgres)('an abort while the ranges are copied stops them on the server; the next call copies again and finishes', async () => {
+    const jobId = await seedArchive(t, schema, BUCKET, 2000);
+    const pause = newPauseKey();
+    const dropPause = await installPausePoint(t, schema, 'plan_abort', { table: 'orca_reconcile_run', event: 'INSERT' }, pause);
+    const paused = await holdAdvisoryLock(pause);
+    const pool = addPool(libraryPool('orca-reconcile-copy-abort'));
+    const controller = new AbortController();
+    const run = generateReports(pool, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces: 4, concurrency: 2, signal: controller.signal });
+    run.catch(() => undefined);
+    let blocker: HeldLock | undefined;
+    try {
+      await waitForLockWait(t, 'orca-reconcile-copy-abort', pause);
+      const job = jobLockKey(schema, jobId);
+      const blocking = holdAdvisoryLock(job);
+      await waitForLockWaiters(t, job, 1);
+      await paused.release();
+      blocker = await blocking;
+      // Two ranges wait for the job's lock, inside transactions that imported the snapshot.
+      await waitForLockWaiters(t, job, 2);
+      controller.abort(new Error('operator stop'));
+      await expect(run).rejects.toMatchObject({ name: 'AbortError', message: expect.stringContaining('copy the catalog was aborted: operator stop') });
+      const waiting = await t.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'orca-reconcile-copy-abort' AND state <> 'idle'`);
+      expect(waiting).toEqual([]);
+    } finally {
+      await paused.release();
+      await blocker?.release();
+      await dropPause();
+    }
+    const [copied] = await t.query<{ catalog_files: string | null }>(`SELECT catalog_files FROM ${s}.orca_reconcile_run WHERE job_id = $1`, [jobId]);
+    expect(copied).toEqual({ catalog_files: null });
+    expect(await generateReports(pool, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces: 4, concurrency: 2 })).toEqual(archiveCounts(2000));
+  });
 });
