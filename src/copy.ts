@@ -15,6 +15,7 @@ import { type RunScope, type RunState, type Side, copySide, loadRun } from './pi
 import { isPool } from './database.js';
 import { SERVER_VERSION_SQL } from './sql/session.js';
 import { partitionName } from './sql/ddl.js';
+import { forEachConcurrently } from './workers.js';
 
 /**
  * The plan's copy of one side (the catalog or the listing) cut into block ranges, copied at once
@@ -64,20 +65,14 @@ export async function copySideInChunks(
       const { rows: sized } = await query(sideBlocksSql, [relation]);
       const blocks = Number((sized[0] as { blocks: unknown } | undefined)?.blocks ?? 0);
       const ranges = blockRanges(blocks, chunks);
-      let next = 0;
       let total = 0;
-      await Promise.all(
-        ranges.slice(0, workers).map(async () => {
-          for (let index = next++; index < ranges.length; index = next++) {
-            throwIfAborted(scope.signal, operation);
-            const [from, to] = ranges[index]!;
-            // Not `total += await ...`: that reads `total` before the wait, and workers would
-            // overwrite each other's sums.
-            const rows = await copyChunk(scope, run, side, snapshot, from, to);
-            total += rows;
-          }
-        }),
-      );
+      await forEachConcurrently(ranges, workers, async ([from, to]) => {
+        throwIfAborted(scope.signal, operation);
+        // Not `total += await ...`: that reads `total` before the wait, and workers would
+        // overwrite each other's sums.
+        const rows = await copyChunk(scope, run, side, snapshot, from, to);
+        total += rows;
+      });
       await query('COMMIT');
       // A loader that truncated the partition while it was read leaves a newer job behind.
       return await jobTransaction(scope.database, { ...scope, lock: 'shared', operation }, async (tx) => {
@@ -152,8 +147,11 @@ export async function copyBothSides(scope: RunScope, run: RunState, concurrency:
       const listingFiles = await copySideInChunks(pooled, run, 'listing', concurrency, concurrency * CHUNKS_PER_WORKER);
       return { ...run, catalogFiles, listingFiles };
     }
-    const [catalogFiles, listingFiles] = await Promise.all([copySide(scope, run.runId, 'catalog'), copySide(scope, run.runId, 'listing')]);
-    return { ...run, catalogFiles, listingFiles };
+    const copied = { catalog: 0, listing: 0 };
+    await forEachConcurrently(['catalog', 'listing'] as const, 2, async (side) => {
+      copied[side] = await copySide(scope, run.runId, side);
+    });
+    return { ...run, catalogFiles: copied.catalog, listingFiles: copied.listing };
   }
   const catalogFiles = await copySide(scope, run.runId, 'catalog');
   const listingFiles = await copySide(scope, run.runId, 'listing');

@@ -1,5 +1,6 @@
 import { ConfigurationError, InvalidInputError, RunLostError, RunNotReadyError, StaleInventoryError } from './errors.js';
 import { type Database, type Queryable, isPool, withTransaction } from './database.js';
+import { forEachConcurrently } from './workers.js';
 import type { Deadline } from './deadline.js';
 import { type JobTransactionOptions, checkListing, checkNewest, guardedTransaction, jobTransaction } from './guard.js';
 import { LOCK_ITEM_SQL, TRY_LOCK_ITEM_SQL, runLockKey } from './sql/jobs.js';
@@ -303,17 +304,11 @@ export async function runPieces(
     const todo = await missingPieces(scope, run);
     if (todo.length === 0) return;
     const busy: number[] = [];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(workers, todo.length) }, async () => {
-        for (let index = next++; index < todo.length; index = next++) {
-          const piece = todo[index]!;
-          const result = await runPiece(scope, run.runId, piece);
-          if (result === 'busy') busy.push(piece);
-          else if (result !== 'done') onPiece(result);
-        }
-      }),
-    );
+    await forEachConcurrently(todo, workers, async (piece) => {
+      const result = await runPiece(scope, run.runId, piece);
+      if (result === 'busy') busy.push(piece);
+      else if (result !== 'done') onPiece(result);
+    });
     // Pieces held by other workers: wait for the first, then look again.
     if (busy.length > 0) await waitForPiece(scope, run.runId, busy[0]!);
   }
