@@ -10,10 +10,10 @@
 // when there are more.
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { generateReports } from '../src/index.js';
-import { median } from './report.js';
+import { FILES_PER_PIECE } from '../src/pieces.js';
+import { median, writeDocSection } from './report.js';
 import { BUCKET, OTHER_BUCKET } from './seed.js';
 
 export interface PiecesBenchOptions {
@@ -88,7 +88,7 @@ export async function runPiecesBench(options: PiecesBenchOptions): Promise<void>
     { name: 'pieces, 2 workers', pieces: 'auto', concurrency: 2 },
   ];
   // 'auto' keeps the single statement below its threshold: force the count it would choose above it.
-  const forced = Math.max(1, Math.ceil(options.files / 250_000));
+  const forced = Math.max(1, Math.ceil(options.files / FILES_PER_PIECE));
   const results = new Map<string, Sample[]>();
   const digests = new Map<string, string>();
   for (let round = 1; round <= options.runs; round += 1) {
@@ -164,7 +164,7 @@ export async function runPiecesBench(options: PiecesBenchOptions): Promise<void>
   );
   const section = render(options, results, forced, identical, settings, major, buckets);
   console.log(section);
-  if (options.writeDocs) writeSection(`${options.files}:pg${major}`, section);
+  if (options.writeDocs) writeDocSection(`bench:pieces:${options.files}:pg${major}`, section, '<!-- bench:pieces -->');
   await pool.end();
   if (!identical) process.exitCode = 1;
 }
@@ -208,17 +208,4 @@ function render(
     `- 2 workers / 1 worker, elapsed: **${(medianOf(two, 'elapsedMs') / medianOf(one, 'elapsedMs')).toFixed(2)}x**; pieced (1 worker) / single, database time: **${(medianOf(one, 'databaseMs') / medianOf(single, 'databaseMs')).toFixed(2)}x**`,
     `- reports identical across the variants: ${identical ? 'yes' : '**NO**'}`,
   ].join('\n');
-}
-
-const DOC = new URL('../docs/performance.md', import.meta.url);
-
-function writeSection(key: string, section: string): void {
-  const begin = `<!-- bench:pieces:${key} -->`;
-  const end = `<!-- /bench:pieces:${key} -->`;
-  let doc = readFileSync(DOC, 'utf8');
-  const block = `${begin}\n${section}\n${end}`;
-  const start = doc.indexOf(begin);
-  if (start >= 0) doc = doc.slice(0, start) + block + doc.slice(doc.indexOf(end) + end.length);
-  else doc = doc.replace('<!-- bench:pieces -->', `${block}\n\n<!-- bench:pieces -->`);
-  writeFileSync(DOC, doc);
 }

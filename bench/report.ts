@@ -58,15 +58,21 @@ export function writeResults(results: BenchResults, write: boolean): string {
     lines.push('', `<details><summary>EXPLAIN (ANALYZE, BUFFERS): ${name}</summary>`, '', '```', plan, '```', '', '</details>');
   }
   const section = lines.join('\n');
-  if (write) {
-    const begin = `<!-- bench:${results.files} -->`;
-    const end = `<!-- /bench:${results.files} -->`;
-    let doc = readFileSync(DOC, 'utf8');
-    const block = `${begin}\n${section}\n${end}`;
-    const start = doc.indexOf(begin);
-    if (start >= 0) doc = doc.slice(0, start) + block + doc.slice(doc.indexOf(end) + end.length);
-    else doc = doc.replace('<!-- bench:results -->', `${block}\n\n<!-- bench:results -->`);
-    writeFileSync(DOC, doc);
-  }
+  if (write) writeDocSection(`bench:${results.files}`, section, '<!-- bench:results -->');
   return section;
+}
+
+/**
+ * Replaces the section between `<!-- key -->` and `<!-- /key -->` of docs/performance.md, or
+ * adds it before `anchor` when the page has none yet.
+ */
+export function writeDocSection(key: string, section: string, anchor: string): void {
+  const begin = `<!-- ${key} -->`;
+  const end = `<!-- /${key} -->`;
+  let doc = readFileSync(DOC, 'utf8');
+  const block = `${begin}\n${section}\n${end}`;
+  const start = doc.indexOf(begin);
+  if (start >= 0) doc = doc.slice(0, start) + block + doc.slice(doc.indexOf(end) + end.length);
+  else doc = doc.replace(anchor, `${block}\n\n${anchor}`);
+  writeFileSync(DOC, doc);
 }

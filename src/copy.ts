@@ -1,8 +1,8 @@
-import { type PoolLike, type Queryable, withTransaction } from './database.js';
-import { applyDeadline, isTimeout, timeoutError } from './deadline.js';
+import { type PoolLike, type Queryable, affectedRows, isPool, withTransaction } from './database.js';
+import { applyDeadline } from './deadline.js';
+import { OrcaReconcileError } from './errors.js';
 import { abortError, throwIfAborted, withAbort } from './abort.js';
-import { checkNewest, jobTransaction, lockJob } from './guard.js';
-import { DatabaseError, OrcaReconcileError } from './errors.js';
+import { checkNewest, jobTransaction, lockJob, operationError } from './guard.js';
 import { LOCK_ITEM_SESSION_SQL, UNLOCK_ITEM_SESSION_SQL, runLockKey } from './sql/jobs.js';
 import {
   EXPORT_SNAPSHOT_SQL,
@@ -12,9 +12,8 @@ import {
   truncateSideSql,
 } from './sql/pieces.js';
 import { type RunScope, type RunState, type Side, copySide, loadRun } from './pieces.js';
-import { isPool } from './database.js';
 import { SERVER_VERSION_SQL } from './sql/session.js';
-import { partitionName } from './sql/ddl.js';
+import { partitionRelation } from './sql/ddl.js';
 import { forEachConcurrently } from './workers.js';
 
 /**
@@ -61,7 +60,7 @@ export async function copySideInChunks(
       await query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const { rows } = await query(EXPORT_SNAPSHOT_SQL);
       const snapshot = String((rows[0] as { snapshot: string }).snapshot);
-      const relation = side === 'catalog' ? `${schema}.files` : `${schema}."${partitionName(orcaArchiveLocation)}"`;
+      const relation = side === 'catalog' ? `${schema}.files` : partitionRelation(schema, orcaArchiveLocation);
       const { rows: sized } = await query(sideBlocksSql, [relation]);
       const blocks = Number((sized[0] as { blocks: unknown } | undefined)?.blocks ?? 0);
       const ranges = blockRanges(blocks, chunks);
@@ -85,10 +84,9 @@ export async function copySideInChunks(
       await query(UNLOCK_ITEM_SESSION_SQL, key).catch(() => undefined);
     }
   } catch (error) {
-    if (error instanceof OrcaReconcileError) throw error;
-    if (scope.signal?.aborted) throw abortError(scope.signal, operation);
-    if (scope.deadline && isTimeout(error)) throw timeoutError(scope.deadline, operation, error);
-    throw new DatabaseError(operation, error);
+    // The coordinator's own statements run without withAbort: a failure after the abort is one.
+    if (scope.signal?.aborted && !(error instanceof OrcaReconcileError)) throw abortError(scope.signal, operation);
+    throw operationError(error, scope.deadline, operation);
   } finally {
     coordinator.release(broken);
   }
@@ -123,8 +121,7 @@ async function copyChunk(
       `(${from},0)`,
       ...(to === null ? [] : [`(${to},0)`]),
     ]);
-    const { rowCount, affectedRows } = result as { rowCount?: number | null; affectedRows?: number };
-    return Number(rowCount ?? affectedRows ?? 0);
+    return affectedRows(result);
   }));
 }
 

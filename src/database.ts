@@ -69,6 +69,12 @@ export interface TransactionRunner extends Queryable {
  */
 export type Database = Queryable | PoolLike | TransactionRunner;
 
+/** Rows an INSERT, UPDATE or DELETE wrote: pg's `rowCount`, PGlite's `affectedRows`. */
+export function affectedRows(result: unknown): number {
+  const { rowCount, affectedRows: affected } = result as { rowCount?: number | null; affectedRows?: number };
+  return Number(rowCount ?? affected ?? 0);
+}
+
 export function isTransactionRunner(database: Database): database is TransactionRunner {
   return typeof (database as Partial<TransactionRunner>).transaction === 'function';
 }

@@ -137,10 +137,18 @@ export async function jobTransaction<T>(
     return await attempt();
   } catch (error) {
     if (options.rawErrors) throw error;
-    if (deadline && isTimeout(error)) throw timeoutError(deadline, operation, error);
-    if (error instanceof OrcaReconcileError) throw error;
-    throw new DatabaseError(operation, error);
+    throw operationError(error, deadline, operation);
   }
+}
+
+/**
+ * What a failed operation throws: a {@link TimeoutError} past the deadline, an error of this
+ * library as it is, any other failure as a {@link DatabaseError}.
+ */
+export function operationError(error: unknown, deadline: Deadline | undefined, operation: string): Error {
+  if (deadline && isTimeout(error)) return timeoutError(deadline, operation, error);
+  if (error instanceof OrcaReconcileError) return error;
+  return new DatabaseError(operation, error);
 }
 
 /**

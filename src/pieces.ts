@@ -1,5 +1,5 @@
 import { ConfigurationError, InvalidInputError, RunLostError, RunNotReadyError, StaleInventoryError } from './errors.js';
-import { type Database, type Queryable, isPool, withTransaction } from './database.js';
+import { type Database, type Queryable, affectedRows, isPool, withTransaction } from './database.js';
 import { forEachConcurrently } from './workers.js';
 import type { Deadline } from './deadline.js';
 import { type JobTransactionOptions, checkListing, checkNewest, guardedTransaction, jobTransaction } from './guard.js';
@@ -30,7 +30,7 @@ import {
   unfinishedRunSql,
 } from './sql/pieces.js';
 import { REPORT_KINDS, deleteReportSql, storageClassArraysSql, writeReportsSql } from './sql/reports.js';
-import { partitionName } from './sql/ddl.js';
+import { partitionRelation } from './sql/ddl.js';
 import type { QuotedSchema } from './sql/schema.js';
 import type { Logger } from './types.js';
 
@@ -80,12 +80,6 @@ type Row = Record<string, unknown>;
 const num = (value: unknown): number => Number(value);
 const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
 
-/** Rows an INSERT wrote: pg's `rowCount`, PGlite's `affectedRows`. */
-function affectedRows(result: unknown): number {
-  const { rowCount, affectedRows: affected } = result as { rowCount?: number | null; affectedRows?: number };
-  return Number(rowCount ?? affected ?? 0);
-}
-
 /** Checks a `pieces` option: a whole number from 1 to {@link MAX_PIECES}, or 'auto'. */
 export function validatePieces(value: unknown, field = 'pieces'): number | 'auto' | undefined {
   if (value === undefined || value === 'auto') return value;
@@ -110,7 +104,7 @@ export function validateConcurrency(value: unknown, field = 'concurrency'): numb
  * inventory partition, read without scanning it.
  */
 export async function autoPieces(tx: Queryable, schema: QuotedSchema, orcaArchiveLocation: string): Promise<number> {
-  const { rows } = await tx.query(estimateListingSql, [`${schema}."${partitionName(orcaArchiveLocation)}"`]);
+  const { rows } = await tx.query(estimateListingSql, [partitionRelation(schema, orcaArchiveLocation)]);
   const files = num((rows[0] as Row | undefined)?.files ?? 0);
   if (files < AUTO_MIN_FILES) return 0;
   return Math.min(MAX_PIECES, Math.ceil(files / FILES_PER_PIECE));

@@ -8,8 +8,8 @@ import {
   autoPieces,
   dropStaleStaging,
   openRun,
+  runPieces,
 } from './pieces.js';
-import { runPieces } from './pieces.js';
 import { runProgressSql } from './sql/pieces.js';
 import { copyBothSides } from './copy.js';
 

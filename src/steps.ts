@@ -150,13 +150,12 @@ export interface FailStepOutput {
 export type TaskStepOutput = PlanStepOutput | PieceStepOutput | FinishStepOutput | FailStepOutput;
 
 /** Reads and checks the step of an input: `step` and the fields it needs. */
-export function parseStep(value: Record<string, unknown>, prefix = ''): TaskStep {
+export function parseStep(value: Record<string, unknown>): TaskStep {
   const step = value['step'];
-  const field = (name: string) => `${prefix}${name}`;
   const runIdOf = (nullable: boolean): number | null => {
     const runId = value['runId'];
     if (runId === null && nullable) return null;
-    return validateJobId(runId, field('runId'));
+    return validateJobId(runId, 'runId');
   };
   switch (step) {
     case 'plan':
@@ -165,7 +164,7 @@ export function parseStep(value: Record<string, unknown>, prefix = ''): TaskStep
       const runId = runIdOf(false) as number;
       const piece = value['piece'];
       if (typeof piece !== 'number' || !Number.isInteger(piece) || piece < 1 || piece > 1024) {
-        throw new InvalidInputError(field('piece'), `${field('piece')} must be a whole number from 1 to 1024, got ${describe(piece)}`);
+        throw new InvalidInputError('piece', `piece must be a whole number from 1 to 1024, got ${describe(piece)}`);
       }
       return { step, runId, piece };
     }
@@ -174,7 +173,7 @@ export function parseStep(value: Record<string, unknown>, prefix = ''): TaskStep
     case 'fail':
       return { step, error: value['error'] };
     default:
-      throw new InvalidInputError(field('step'), `${field('step')} must be 'plan', 'piece', 'finish' or 'fail', got ${describe(step)}`);
+      throw new InvalidInputError('step', `step must be 'plan', 'piece', 'finish' or 'fail', got ${describe(step)}`);
   }
 }
 

@@ -1,8 +1,7 @@
 import { AbortError, InvalidInputError, isRefusal, messageOf } from './errors.js';
-import type { Database } from './database.js';
+import type { Database, Queryable } from './database.js';
 import { RECORD_FAILURE_TIMEOUT_MS, deadlineOf, failureDeadline } from './deadline.js';
 import { type JobState, type JobTransactionOptions, checkListing, guardedTransaction, jobTransaction } from './guard.js';
-import type { Queryable } from './database.js';
 import { finishRunIn, validateConcurrency, validatePieces } from './pieces.js';
 import { type RunProgress, piecedRun } from './run.js';
 import { validateSignal } from './abort.js';

@@ -10,6 +10,9 @@ export function partitionName(bucket: string): string {
   return `reconcile_s3_object_${bucket.replaceAll('-', '_')}`;
 }
 
+/** A bucket's inventory partition as a qualified name, as `to_regclass` takes it. */
+export const partitionRelation = (s: QuotedSchema, bucket: string): string => `${s}."${partitionName(bucket)}"`;
+
 /** Checks a bucket name and that its partition name is a valid PostgreSQL identifier. */
 export function validatePartitionBucket(bucket: unknown, field = 'bucket'): string {
   const name = validateArchiveLocation(bucket, field);

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
@@ -311,6 +312,41 @@ describe('the plan copies the catalog in block ranges from one snapshot (real se
   const { database: t, schema, addPool } = useOrcaSchema({ prefix: 'orca_pieces_snapshot', buckets: [BUCKET], emptyTablesBeforeEach: true, serverOnly: true });
   const s = `"${schema}"`;
 
+  /**
+   * Starts `begin` on a pool of its own (application `application`) and stops the copy's ranges
+   * at the job's lock: the planner is paused inside its transaction, which holds the lock; a
+   * session queues for the lock behind it and gets it when the plan commits; `ranges` ranges,
+   * which take it in shared mode after importing the snapshot, then wait for it. `release()` lets
+   * everything go.
+   */
+  async function stopRangesAtJobLock<T>(jobId: number, application: string, ranges: number, begin: (pool: pg.Pool) => Promise<T>) {
+    const pause = newPauseKey();
+    const dropPause = await installPausePoint(t, schema, application.replaceAll('-', '_'), { table: 'orca_reconcile_run', event: 'INSERT' }, pause);
+    const paused = await holdAdvisoryLock(pause);
+    const pool = addPool(libraryPool(application));
+    const run = begin(pool);
+    run.catch(() => undefined);
+    let blocker: HeldLock | undefined;
+    const release = async () => {
+      await paused.release();
+      await blocker?.release();
+      await dropPause();
+    };
+    try {
+      await waitForLockWait(t, application, pause);
+      const job = jobLockKey(schema, jobId);
+      const blocking = holdAdvisoryLock(job);
+      await waitForLockWaiters(t, job, 1);
+      await paused.release();
+      blocker = await blocking;
+      await waitForLockWaiters(t, job, ranges);
+    } catch (error) {
+      await release();
+      throw error;
+    }
+    return { run, pool, release };
+  }
+
   it.runIf(usingPostgres)('catalog changes made while the ranges are copied are not seen: the reports are those of the catalog when the copy began', async () => {
     // Prepare: the reports of the catalog as it is now.
     const jobId = await seedArchive(t, schema, BUCKET, 3000);
@@ -318,24 +354,12 @@ describe('the plan copies the catalog in block ranges from one snapshot (real se
     const before = asMultisets(await readReports(t, schema, jobId));
     for (const table of REPORT_TABLES) await t.query(`DELETE FROM ${s}.${table} WHERE job_id = $1`, [jobId]);
 
-    // The planner stops inside its transaction, which holds the job's lock.
-    const pause = newPauseKey();
-    const dropPause = await installPausePoint(t, schema, 'plan', { table: 'orca_reconcile_run', event: 'INSERT' }, pause);
-    const paused = await holdAdvisoryLock(pause);
-    const pool = addPool(libraryPool('orca-reconcile-snapshot'));
-    const run = track(generateReports(pool, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces: 4, concurrency: 3 }));
-    let blocker: HeldLock | undefined;
+    // Three ranges wait for the job's lock, inside transactions that imported the snapshot.
+    const stopped = await stopRangesAtJobLock(jobId, 'orca-reconcile-snapshot', 3, (pool) =>
+      generateReports(pool, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces: 4, concurrency: 3 }),
+    );
+    const run = track(stopped.run);
     try {
-      await waitForLockWait(t, 'orca-reconcile-snapshot', pause);
-      // Queued behind the planner, this session gets the job's lock when the plan commits: the
-      // copy's ranges, which take it in shared mode after importing the snapshot, wait for it.
-      const job = jobLockKey(schema, jobId);
-      const blocking = holdAdvisoryLock(job);
-      await waitForLockWaiters(t, job, 1);
-      await paused.release();
-      blocker = await blocking;
-      await waitForLockWaiters(t, job, 3);
-
       // ORCA changes the catalog meanwhile: a match becomes an etag mismatch (a new tuple at the
       // end of the table), a phantom's file goes, a new file arrives.
       await t.query(`UPDATE ${s}.files SET etag = '"rewritten"' WHERE key_path = $1`, [`job-${jobId}/dir-5/file-5.h5`]);
@@ -347,9 +371,7 @@ describe('the plan copies the catalog in block ranges from one snapshot (real se
       );
       expect(run.settled()).toBe(false);
     } finally {
-      await paused.release();
-      await blocker?.release();
-      await dropPause();
+      await stopped.release();
     }
 
     // Assess
@@ -359,34 +381,21 @@ describe('the plan copies the catalog in block ranges from one snapshot (real se
 
   it.runIf(usingPostgres)('an abort while the ranges are copied stops them on the server; the next call copies again and finishes', async () => {
     const jobId = await seedArchive(t, schema, BUCKET, 2000);
-    const pause = newPauseKey();
-    const dropPause = await installPausePoint(t, schema, 'plan_abort', { table: 'orca_reconcile_run', event: 'INSERT' }, pause);
-    const paused = await holdAdvisoryLock(pause);
-    const pool = addPool(libraryPool('orca-reconcile-copy-abort'));
     const controller = new AbortController();
-    const run = generateReports(pool, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces: 4, concurrency: 2, signal: controller.signal });
-    run.catch(() => undefined);
-    let blocker: HeldLock | undefined;
+    // Two ranges wait for the job's lock, inside transactions that imported the snapshot.
+    const stopped = await stopRangesAtJobLock(jobId, 'orca-reconcile-copy-abort', 2, (pool) =>
+      generateReports(pool, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces: 4, concurrency: 2, signal: controller.signal }),
+    );
     try {
-      await waitForLockWait(t, 'orca-reconcile-copy-abort', pause);
-      const job = jobLockKey(schema, jobId);
-      const blocking = holdAdvisoryLock(job);
-      await waitForLockWaiters(t, job, 1);
-      await paused.release();
-      blocker = await blocking;
-      // Two ranges wait for the job's lock, inside transactions that imported the snapshot.
-      await waitForLockWaiters(t, job, 2);
       controller.abort(new Error('operator stop'));
-      await expect(run).rejects.toMatchObject({ name: 'AbortError', message: expect.stringContaining('copy the catalog was aborted: operator stop') });
+      await expect(stopped.run).rejects.toMatchObject({ name: 'AbortError', message: expect.stringContaining('copy the catalog was aborted: operator stop') });
       const waiting = await t.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'orca-reconcile-copy-abort' AND state <> 'idle'`);
       expect(waiting).toEqual([]);
     } finally {
-      await paused.release();
-      await blocker?.release();
-      await dropPause();
+      await stopped.release();
     }
     const [copied] = await t.query<{ catalog_files: string | null }>(`SELECT catalog_files FROM ${s}.orca_reconcile_run WHERE job_id = $1`, [jobId]);
     expect(copied).toEqual({ catalog_files: null });
-    expect(await generateReports(pool, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces: 4, concurrency: 2 })).toEqual(archiveCounts(2000));
+    expect(await generateReports(stopped.pool, { jobId, orcaArchiveLocation: BUCKET }, { schema, pieces: 4, concurrency: 2 })).toEqual(archiveCounts(2000));
   });
 });
